@@ -1,0 +1,37 @@
+# The verbs people type. Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint format bench bench-quick demo-model clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# the pinned CPU build first: an unpinned torch would pull gigabytes of CUDA packages
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check fairforge_attr tests scripts
+	$(BIN)/ruff format --check fairforge_attr tests scripts
+
+format: $(STAMP)
+	$(BIN)/ruff format fairforge_attr tests scripts
+	$(BIN)/ruff check --fix fairforge_attr tests scripts
+
+demo-model: $(STAMP)
+	$(BIN)/python scripts/train_demo_model.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

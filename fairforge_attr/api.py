@@ -1,0 +1,329 @@
+"""The one entry point for users and the CLI: AttributionExplainer and compute_attributions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .engine import Engine, resolve_baseline
+from .errors import FairForgeError, InvalidRequestError
+from .methods.registry import Family, MethodSpec, get_method
+from .models import load_model, model_name
+from .prompt import encode, tokenize_prompt_ids
+from .request import ExplainRequest, coerce_request, make_request
+from .results import AttributionResult, BatchAttributionResult
+from .runner import build_result, compute_scores
+from .types import AttributionMethod, Granularity
+
+DEFAULT_SEED = 0
+DEFAULT_MAX_NEW_TOKENS = 64
+PACK_ITEMS = 32  # perturbation items whose variants may share forward passes
+
+
+@dataclass
+class ItemOutcome:
+    """One batch item: its result, or the error that stopped it."""
+
+    index: int
+    result: AttributionResult | None = None
+    error: FairForgeError | None = None
+
+
+class AttributionExplainer:
+    """Explains a causal LM's responses.
+
+    Args:
+        model: a loaded Hugging Face causal LM, a folder / hub id to load, or None for the
+            built-in demo model.
+        tokenizer: the model's (fast) tokenizer; loaded with the model when ``model`` is a
+            name or None.
+        default_method: method used when ``explain`` gets none (default LIME).
+        default_granularity: TOKEN, WORD (default) or SENTENCE.
+        verbose: print one line per explained item on stderr.
+        device, dtype: only used when the explainer loads the model itself.
+        token_budget: most tokens (rows x sequence length) in one forward pass.
+        max_length: longest prompt + target accepted (default: the model's context).
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        tokenizer: Any = None,
+        default_method: AttributionMethod | str = AttributionMethod.LIME,
+        default_granularity: Granularity | str = Granularity.WORD,
+        verbose: bool = False,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        token_budget: int | None = None,
+        max_length: int | None = None,
+    ) -> None:
+        if model is None or isinstance(model, str) or hasattr(model, "__fspath__"):
+            model, loaded_tokenizer = load_model(model, device=device, dtype=dtype)
+            tokenizer = tokenizer or loaded_tokenizer
+        if tokenizer is None:
+            raise InvalidRequestError("pass the model's tokenizer along with a loaded model")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.default_method = AttributionMethod.parse(default_method)
+        self.default_granularity = Granularity.parse(default_granularity)
+        self.verbose = verbose
+        self.engine = Engine(model, token_budget=token_budget)
+        self.model_name = model_name(model)
+        self.max_length = max_length or getattr(model.config, "max_position_embeddings", None)
+
+    # ------------------------------------------------------------------ explain
+    def explain(
+        self,
+        messages: Sequence[dict[str, str]] | None = None,
+        target: str | None = None,
+        *,
+        prompt: str | None = None,
+        method: AttributionMethod | str | None = None,
+        granularity: Granularity | str | None = None,
+        seed: int = DEFAULT_SEED,
+        per_target_token: bool = False,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        **options: Any,
+    ) -> AttributionResult:
+        """Attribute log p(target | messages or prompt) to the units of the input.
+
+        ``target=None`` generates the response greedily (``max_new_tokens``) and explains
+        that; the result's ``metadata.target_generated`` says so. Method options (e.g.
+        ``n_samples``, ``baseline``) are passed as keyword arguments; ``ffattr methods``
+        lists them.
+        """
+        request = make_request(messages, target, prompt)
+        outcome = next(
+            self._iter([request], method, granularity, seed, per_target_token, max_new_tokens, options)
+        )
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.result
+
+    def explain_batch(
+        self,
+        items: Iterable[Any],
+        *,
+        method: AttributionMethod | str | None = None,
+        granularity: Granularity | str | None = None,
+        seed: int = DEFAULT_SEED,
+        per_target_token: bool = False,
+        **options: Any,
+    ) -> BatchAttributionResult:
+        """Explain many ``(messages, target)`` pairs (or dicts with messages/prompt/target).
+
+        Perturbation methods pack the variants of several items into shared forward passes,
+        so this is faster than a loop over ``explain``. The first bad item raises, naming its
+        index; use ``iter_explain`` to collect errors instead.
+        """
+        start = time.perf_counter()
+        results = []
+        for outcome in self.iter_explain(
+            items,
+            method=method,
+            granularity=granularity,
+            seed=seed,
+            per_target_token=per_target_token,
+            **options,
+        ):
+            if outcome.error is not None:
+                raise type(outcome.error)(f"item {outcome.index}: {outcome.error}") from outcome.error
+            results.append(outcome.result)
+        return BatchAttributionResult(
+            results=results,
+            model_name=self.model_name,
+            total_compute_time_seconds=time.perf_counter() - start,
+        )
+
+    def iter_explain(
+        self,
+        items: Iterable[Any],
+        *,
+        method: AttributionMethod | str | None = None,
+        granularity: Granularity | str | None = None,
+        seed: int = DEFAULT_SEED,
+        per_target_token: bool = False,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        progress: Callable[[int], None] | None = None,
+        **options: Any,
+    ) -> Iterator[ItemOutcome]:
+        """Yield one ItemOutcome per item, in order, as soon as its group is done. Bad items
+        yield an error and never stop the others."""
+
+        def requests() -> Iterator[ExplainRequest | FairForgeError]:
+            for item in items:
+                try:
+                    yield coerce_request(item)
+                except FairForgeError as exc:
+                    yield exc
+
+        for outcome in self._iter(
+            requests(), method, granularity, seed, per_target_token, max_new_tokens, options
+        ):
+            yield outcome
+            if progress is not None:
+                progress(1)
+
+    def visualize(self, result: AttributionResult, return_html: bool = False) -> str | None:
+        """Show a heatmap of the prompt: HTML in a notebook, colours in a terminal.
+        ``return_html=True`` returns a self-contained HTML page instead."""
+        from .render import show
+
+        return show(result, return_html=return_html)
+
+    # ---------------------------------------------------------------- internals
+    def _iter(self, requests, method, granularity, seed, per_target_token, max_new_tokens, options):
+        spec = get_method(method if method is not None else self.default_method)
+        gran = Granularity.parse(granularity if granularity is not None else self.default_granularity)
+        opts = spec.parse_options(options)
+        if per_target_token and not spec.supports_per_target_token:
+            raise InvalidRequestError(f"{spec.method.value} does not support per_target_token")
+        baseline = None
+        extra: dict[str, Any] = {}
+        if spec.family is Family.PERTURBATION:
+            baseline = resolve_baseline(self.tokenizer, opts.baseline, self.engine.vocab_size)
+            extra["removal"] = baseline.description
+        group_size = PACK_ITEMS if spec.family is Family.PERTURBATION else 1
+        group: list[tuple[int, Any]] = []
+        for index, req in enumerate(requests):
+            group.append((index, req))
+            if len(group) >= group_size:
+                yield from self._run_group(
+                    group, spec, gran, opts, seed, per_target_token, max_new_tokens, baseline, extra
+                )
+                group = []
+        if group:
+            yield from self._run_group(
+                group, spec, gran, opts, seed, per_target_token, max_new_tokens, baseline, extra
+            )
+
+    def _run_group(
+        self, group, spec: MethodSpec, gran, opts, seed, per_target_token, max_new_tokens, baseline, extra
+    ):
+        start = time.perf_counter()
+        outcomes: dict[int, ItemOutcome] = {}
+        ready = []  # (index, encoded, generated)
+        for index, req in group:
+            if isinstance(req, FairForgeError):
+                outcomes[index] = ItemOutcome(index, error=req)
+                continue
+            try:
+                target, generated = req.target, False
+                if target is None:
+                    target, generated = self._generate(req, max_new_tokens), True
+                enc = encode(
+                    self.tokenizer,
+                    target=target,
+                    granularity=gran,
+                    messages=req.messages,
+                    prompt=req.prompt,
+                    max_length=self.max_length,
+                )
+                ready.append((index, enc, generated))
+            except FairForgeError as exc:
+                outcomes[index] = ItemOutcome(index, error=exc)
+        if ready:
+            try:
+                scored = compute_scores(
+                    self.engine, spec, opts, [e for _, e, _ in ready], seed, per_target_token, baseline
+                )
+            except FairForgeError as exc:
+                if len(ready) > 1:  # one bad item must not sink the group: find it
+                    outcomes.update(
+                        self._score_one_by_one(
+                            ready, spec, gran, opts, seed, per_target_token, baseline, extra
+                        )
+                    )
+                else:
+                    outcomes[ready[0][0]] = ItemOutcome(ready[0][0], error=exc)
+            else:
+                seconds = (time.perf_counter() - start) / len(ready)
+                for (index, enc, generated), (raw, recomputed) in zip(ready, scored):
+                    outcomes[index] = ItemOutcome(
+                        index,
+                        result=self._result(
+                            enc, spec, gran, opts, raw, recomputed, seed, seconds, generated, extra
+                        ),
+                    )
+        for index, _ in group:
+            yield outcomes[index]
+
+    def _score_one_by_one(self, ready, spec, gran, opts, seed, per_target_token, baseline, extra):
+        for index, enc, generated in ready:
+            start = time.perf_counter()
+            try:
+                ((raw, recomputed),) = compute_scores(
+                    self.engine, spec, opts, [enc], seed, per_target_token, baseline
+                )
+            except FairForgeError as exc:
+                yield index, ItemOutcome(index, error=exc)
+                continue
+            seconds = time.perf_counter() - start
+            yield (
+                index,
+                ItemOutcome(
+                    index,
+                    result=self._result(
+                        enc, spec, gran, opts, raw, recomputed, seed, seconds, generated, extra
+                    ),
+                ),
+            )
+
+    def _result(
+        self, enc, spec, gran, opts, raw, recomputed, seed, seconds, generated, extra
+    ) -> AttributionResult:
+        result = build_result(
+            enc,
+            spec,
+            gran,
+            opts,
+            raw,
+            recomputed=recomputed,
+            model=self.model_name,
+            device=str(self.engine.device),
+            dtype=str(self.engine.dtype).removeprefix("torch."),
+            seed=seed,
+            seconds=seconds,
+            target_generated=generated,
+            extra_params=extra,
+        )
+        if self.verbose:
+            from .render.terminal import stderr_console
+
+            m = result.metadata
+            stderr_console().print(
+                f"[dim]{spec.method.value}/{gran.value}: {m.n_units} units, {m.n_forward} forward, "
+                f"{m.n_sequences} sequences, {m.compute_time_seconds:.2f}s, log p(target)={m.target_log_prob:.3f}[/dim]"
+            )
+        return result
+
+    def _generate(self, req: ExplainRequest, max_new_tokens: int) -> str:
+        ids = tokenize_prompt_ids(self.tokenizer, messages=req.messages, prompt=req.prompt)
+        eos = self.tokenizer.eos_token_id
+        new = self.engine.generate(ids, max_new_tokens, eos)
+        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+        if not text:
+            raise InvalidRequestError("the model generated an empty response; pass a target to explain")
+        return text
+
+
+def compute_attributions(
+    model: Any,
+    tokenizer: Any,
+    messages: Sequence[dict[str, str]] | None = None,
+    target: str | None = None,
+    method: AttributionMethod | str = AttributionMethod.LIME,
+    granularity: Granularity | str = Granularity.WORD,
+    **kwargs: Any,
+) -> AttributionResult:
+    """One-off attribution: builds an explainer and explains one item."""
+    explainer = AttributionExplainer(model=model, tokenizer=tokenizer)
+    return explainer.explain(
+        messages=messages, target=target, method=method, granularity=granularity, **kwargs
+    )
+
+
+__all__ = ["AttributionExplainer", "ItemOutcome", "compute_attributions"]

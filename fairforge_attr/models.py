@@ -1,0 +1,139 @@
+"""Loading a model and its tokenizer; device and dtype; the built-in demo model.
+
+The demo model is a tiny causal LM trained by ``scripts/train_demo_model.py`` on
+``sample_data/demo_corpus.jsonl`` and shipped inside the package. It goes through the same
+``from_pretrained`` path as any other model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import InvalidRequestError, ModelLoadError, TokenizerTooNewError
+
+DEMO_MODEL_DIR = Path(__file__).parent / "demo_model"
+DEMO_MODEL_NAME = "fairforge-demo"
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/"auto": the GPU when there is one, else the CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise InvalidRequestError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidRequestError(
+            f"device {device!r} asked for, but no CUDA GPU is visible; use --device cpu"
+        )
+    return resolved
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``None``/"auto": float16 on GPU, float32 on CPU."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None or dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    try:
+        return _DTYPES[dtype.lower()]
+    except KeyError:
+        raise InvalidRequestError(
+            f"unknown dtype {dtype!r}; use one of auto, float32, float16, bfloat16"
+        ) from None
+
+
+def _looks_like_path(name: str) -> bool:
+    return (
+        name.startswith((".", "/", "~"))
+        or name.endswith("/")
+        or name.count("/") > 1
+        or (os.sep == "\\" and "\\" in name)
+    )
+
+
+def load_tokenizer(source: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except Exception as exc:
+        if "untagged enum ModelWrapper" in str(exc):
+            import tokenizers
+
+            raise TokenizerTooNewError(
+                f"the tokenizer.json of {source!r} was written by a newer release of the "
+                f"`tokenizers` library than the installed {tokenizers.__version__} (that is what "
+                "'data did not match any variant of untagged enum ModelWrapper' means). "
+                "Upgrade it: pip install -U tokenizers transformers"
+            ) from exc
+        raise
+
+
+def load_model(
+    name_or_path: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+):
+    """Load a causal LM and its tokenizer from a local folder or a hub id.
+
+    Args:
+        name_or_path: a folder with config.json, or a hub id such as ``Qwen/Qwen3-0.6B``;
+            ``None`` loads the built-in demo model.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or None/"auto".
+        dtype: ``"float32"``, ``"float16"``, ``"bfloat16"``, or None/"auto".
+
+    Returns:
+        ``(model, tokenizer)``, the model in eval mode on ``device``.
+    """
+    from transformers import AutoModelForCausalLM
+
+    source = str(name_or_path) if name_or_path is not None else str(DEMO_MODEL_DIR)
+    local = Path(source).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise ModelLoadError(
+                f"{source!r} is a folder but holds no config.json; point to a Hugging Face model folder"
+            )
+        source = str(local)
+    elif _looks_like_path(source):
+        raise ModelLoadError(
+            f"no model folder at {source!r}; give an existing folder or a hub id like Qwen/Qwen3-0.6B"
+        )
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    try:
+        tokenizer = load_tokenizer(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dt)
+    except TokenizerTooNewError:
+        raise
+    except OSError as exc:
+        raise ModelLoadError(
+            f"could not load {source!r}: {exc}. If this is a hub id, this machine may have no "
+            "network access to the model hub: download the model elsewhere, copy the folder "
+            "here and pass its path."
+        ) from exc
+    if name_or_path is None:
+        model.name_or_path = DEMO_MODEL_NAME
+    return model.to(dev).eval(), tokenizer
+
+
+def model_name(model) -> str:
+    name = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "")
+    return str(name) or type(model).__name__

@@ -1,0 +1,249 @@
+"""From messages (or a raw prompt) and a target to token ids and attributable units.
+
+Only characters inside message contents are features. The chat template's markup (role
+headers, special tokens, the generation prompt) stays fixed in every perturbation and gets no
+score. Character offsets from the fast tokenizer map tokens onto units.
+
+A tokenizer without a chat template gets this plain fallback, one line per message and a
+generation prompt on its own line::
+
+    system: Answer concisely.
+    user: What is the capital of France?
+    assistant:
+
+A raw ``prompt`` is used verbatim (no template); the tokenizer's own special tokens (a BOS,
+say) are added as it would add them for any text, and stay fixed.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import torch
+
+from .errors import InvalidRequestError, PromptEncodingError, PromptTooLongError
+from .results import Message
+from .segment import sentence_spans, word_spans
+from .types import Granularity
+
+RAW_PROMPT_ROLE = "prompt"
+FALLBACK_GENERATION_PROMPT = "assistant:\n"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One attributable unit: its text, where it is, and which tokens carry it."""
+
+    text: str
+    message_index: int
+    role: str
+    char_start: int  # in the message content
+    char_end: int
+    token_indices: tuple[int, ...]  # positions in the full prompt+target sequence
+
+
+@dataclass
+class EncodedInput:
+    """Everything the engine and the methods need about one item, tokenised once."""
+
+    input_ids: torch.Tensor  # [seq_len] prompt followed by target
+    prompt_length: int
+    units: list[Unit]
+    prompt_text: str
+    target_text: str
+    messages: list[Message] | None
+    target_tokens: list[str] = field(default_factory=list)
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def n_units(self) -> int:
+        return len(self.units)
+
+    @property
+    def target_ids(self) -> torch.Tensor:
+        return self.input_ids[self.prompt_length :]
+
+    @property
+    def n_target_tokens(self) -> int:
+        return self.seq_len - self.prompt_length
+
+    @cached_property
+    def unit_of_token(self) -> torch.Tensor:
+        """[seq_len] long: the unit each token belongs to, -1 for fixed tokens."""
+        owner = torch.full((self.seq_len,), -1, dtype=torch.long)
+        for u, unit in enumerate(self.units):
+            owner[list(unit.token_indices)] = u
+        return owner
+
+    def first_attributable_token(self) -> int:
+        """Every token before this index is identical in all perturbations (a shared prefix)."""
+        return min((min(u.token_indices) for u in self.units), default=self.prompt_length)
+
+
+def render_chat(tokenizer, messages: Sequence[Message]) -> tuple[str, list[tuple[int, int, int]]]:
+    """Apply the chat template; return the text and, per message, ``(start, end, shift)``:
+    the content's char span in the text, and how many leading characters of the original
+    content the template trimmed away (so offsets can point into the original content)."""
+    dicts = [{"role": m.role, "content": m.content} for m in messages]
+    if getattr(tokenizer, "chat_template", None):
+        try:
+            text = tokenizer.apply_chat_template(dicts, tokenize=False, add_generation_prompt=True)
+        except Exception as exc:  # jinja raises plain exceptions for unsupported roles etc.
+            raise PromptEncodingError(
+                f"the tokenizer's chat template rejected these messages: {exc}. "
+                "Check the roles and their order for this model, or pass a raw prompt."
+            ) from exc
+        if not isinstance(text, str):
+            raise PromptEncodingError("apply_chat_template(tokenize=False) did not return text")
+    else:
+        text = "".join(f"{m.role}: {m.content}\n" for m in messages) + FALLBACK_GENERATION_PROMPT
+    spans: list[tuple[int, int, int]] = []
+    cursor = 0
+    for i, m in enumerate(messages):
+        start = text.find(m.content, cursor)
+        length, shift = len(m.content), 0
+        if start < 0 and m.content.strip():  # templates may trim contents
+            start = text.find(m.content.strip(), cursor)
+            length = len(m.content.strip())
+            shift = len(m.content) - len(m.content.lstrip())
+        if start < 0:
+            raise PromptEncodingError(
+                f"message {i} ({m.role}) does not appear verbatim in the chat template's output, "
+                "so its tokens cannot be mapped back to its text (the template rewrote it). "
+                "Pass the prompt as raw text instead."
+            )
+        spans.append((start, start + length, shift))
+        cursor = start + length
+    return text, spans
+
+
+def _tokenize_prompt(tokenizer, messages, prompt):
+    if messages is not None:
+        text, spans = render_chat(tokenizer, messages)
+        roles = [m.role for m in messages]
+        add_special = False  # the template already holds the special tokens it wants
+    elif prompt is not None:
+        text, spans, roles, add_special = prompt, [(0, len(prompt), 0)], [RAW_PROMPT_ROLE], True
+    else:
+        raise InvalidRequestError("give either messages or a prompt")
+    enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
+    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    return text, spans, roles, list(enc["input_ids"]), offsets
+
+
+def tokenize_prompt_ids(
+    tokenizer, *, messages: Sequence[Message] | None = None, prompt: str | None = None
+) -> torch.Tensor:
+    """The prompt's token ids exactly as ``encode`` builds them (for generating a target)."""
+    return torch.tensor(_tokenize_prompt(tokenizer, messages, prompt)[3], dtype=torch.long)
+
+
+def encode(
+    tokenizer,
+    *,
+    target: str,
+    granularity: Granularity,
+    messages: Sequence[Message] | None = None,
+    prompt: str | None = None,
+    max_length: int | None = None,
+) -> EncodedInput:
+    """Tokenise prompt and target once and build the units of the requested granularity."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise PromptEncodingError(
+            f"{type(tokenizer).__name__} is a slow tokenizer without character offsets; "
+            "load the fast one (AutoTokenizer.from_pretrained(..., use_fast=True))."
+        )
+    text, spans, roles, prompt_ids, offsets = _tokenize_prompt(tokenizer, messages, prompt)
+    target_ids = list(tokenizer(target, add_special_tokens=False)["input_ids"])
+    if not target_ids:
+        raise InvalidRequestError("the target is empty after tokenisation; give a non-empty target")
+    total = len(prompt_ids) + len(target_ids)
+    if max_length is not None and total > max_length:
+        raise PromptTooLongError(
+            f"prompt ({len(prompt_ids)} tokens) + target ({len(target_ids)} tokens) = {total} "
+            f"tokens, more than the limit of {max_length}; shorten the input or raise max_length."
+        )
+
+    segmenter = {
+        Granularity.TOKEN: None,
+        Granularity.WORD: word_spans,
+        Granularity.SENTENCE: sentence_spans,
+    }[granularity]
+    units: list[Unit] = []
+    for mi, (cs, ce, shift) in enumerate(spans):
+        content = text[cs:ce]
+        tokens = [(t, max(s, cs), min(e, ce)) for t, (s, e) in enumerate(offsets) if s < ce and e > cs]
+        segments = [(s - cs, e - cs) for _, s, e in tokens] if segmenter is None else segmenter(content)
+        units.extend(_group(tokens, segments, cs, shift, content, mi, roles[mi]))
+
+    ids = torch.tensor(prompt_ids + target_ids, dtype=torch.long)
+    return EncodedInput(
+        input_ids=ids,
+        prompt_length=len(prompt_ids),
+        units=units,
+        prompt_text=text,
+        target_text=target,
+        messages=list(messages) if messages is not None else None,
+        target_tokens=[tokenizer.decode([t]) for t in target_ids],
+    )
+
+
+def _group(tokens, segments, content_start, shift, content, message_index, role) -> list[Unit]:
+    """Assign tokens to segments; segments that share a token merge into one unit, because a
+    token cannot be half removed. Tokens touching no segment (pure whitespace) stay fixed.
+
+    ``segments`` are sorted by start with non-decreasing ends, so a bisect finds each token's
+    first candidate and the scan stops at the first segment starting after the token.
+    """
+    parent = list(range(len(segments)))
+    seg_ends = [b for _, b in segments]
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner_of_token: dict[int, int] = {}
+    for t, s, e in tokens:
+        rs, re_ = s - content_start, e - content_start
+        k = bisect_right(seg_ends, rs)
+        first = None
+        while k < len(segments) and segments[k][0] < re_:
+            if segments[k][1] > rs:
+                if first is None:
+                    first = k
+                else:
+                    parent[find(k)] = find(first)
+            k += 1
+        if first is not None:
+            owner_of_token[t] = first
+
+    members: dict[int, list[int]] = {}
+    for k in range(len(segments)):
+        members.setdefault(find(k), []).append(k)
+    tokens_of: dict[int, list[int]] = {}
+    for t, k in owner_of_token.items():
+        tokens_of.setdefault(find(k), []).append(t)
+    units = []
+    for root, toks in tokens_of.items():
+        start = min(segments[k][0] for k in members[root])
+        end = max(segments[k][1] for k in members[root])
+        units.append(
+            Unit(
+                text=content[start:end],
+                message_index=message_index,
+                role=role,
+                char_start=start + shift,
+                char_end=end + shift,
+                token_indices=tuple(sorted(toks)),
+            )
+        )
+    units.sort(key=lambda u: (u.char_start, u.token_indices[0]))
+    return units

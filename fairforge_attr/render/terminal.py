@@ -1,0 +1,95 @@
+"""Terminal rendering with rich: the prompt as a heatmap, then a top-k table.
+
+Data goes to stdout; progress and logs go to stderr. Colour switches itself off when the
+stream is not a terminal or NO_COLOR is set (rich's own detection).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ..results import AttributionResult
+from .colors import score_rgb
+from .segments import message_texts, pieces
+
+BAR_WIDTH = 12
+
+
+@lru_cache(maxsize=1)
+def stderr_console() -> Console:
+    return Console(stderr=True)
+
+
+def _style(normalized: float) -> str:
+    r, g, b = score_rgb(normalized)
+    return f"black on rgb({r},{g},{b})"
+
+
+def heatmap(result: AttributionResult) -> Group:
+    """Every message with its role, every unit's background coloured by its score."""
+    blocks = []
+    for i, (role, content) in enumerate(message_texts(result)):
+        text = Text()
+        for piece, attribution in pieces(result, i, content):
+            if attribution is None:
+                text.append(piece)
+            else:
+                text.append(piece, style=_style(attribution.normalized_score))
+        blocks.append(Panel(text, title=f"[bold]{role}[/bold]", title_align="left", border_style="dim"))
+    target_note = " (generated)" if result.metadata.target_generated else ""
+    blocks.append(
+        Panel(
+            Text(result.target),
+            title=f"[bold]target{target_note}[/bold]",
+            title_align="left",
+            border_style="green",
+        )
+    )
+    return Group(*blocks)
+
+
+def _bar(normalized: float) -> Text:
+    cells = round(abs(normalized) * BAR_WIDTH)
+    colour = "red" if normalized >= 0 else "blue"
+    return Text("█" * cells, style=colour)
+
+
+def top_k_table(result: AttributionResult, k: int = 10) -> Table:
+    table = Table(title=f"top {k} units by |score|", title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("unit")
+    table.add_column("role")
+    table.add_column("score", justify="right")
+    table.add_column("normalized", justify="right")
+    table.add_column("", no_wrap=True)
+    for rank, a in enumerate(result.get_top_k(k), 1):
+        table.add_row(
+            str(rank),
+            repr(a.text),
+            a.role,
+            f"{a.score:+.4f}",
+            f"{a.normalized_score:+.3f}",
+            _bar(a.normalized_score),
+        )
+    return table
+
+
+def footer(result: AttributionResult) -> Text:
+    m = result.metadata
+    return Text(
+        f"{result.method.value} · {result.granularity.value} · {m.model} · {m.n_forward} forward "
+        f"· {m.n_sequences} sequences · {m.compute_time_seconds:.2f}s · log p(target) = {m.target_log_prob:.3f}",
+        style="dim",
+    )
+
+
+def render(result: AttributionResult, console: Console | None = None, top_k: int = 10) -> None:
+    console = console or Console()
+    console.print(heatmap(result))
+    console.print(top_k_table(result, top_k))
+    console.print(footer(result))

@@ -1,0 +1,119 @@
+"""Result types: what every method returns and every renderer or writer reads.
+
+Scores are in nats of the objective f = log p(target | prompt) (teacher forcing, summed over
+target tokens). A positive score means the unit raised the target's log-probability, a
+negative score means it pushed the target down. ``normalized_score`` is the score divided by
+the largest |score| of the same result, so it lies in [-1, 1] and keeps the sign; the unit
+with the strongest influence has |normalized_score| == 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .types import AttributionMethod, Granularity
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(min_length=1)
+    content: str
+
+
+class Attribution(BaseModel):
+    """The score of one input unit (token, word or sentence of one message's content)."""
+
+    text: str
+    score: float
+    normalized_score: float
+    position: int = Field(description="index of the unit in the prompt, 0-based")
+    message_index: int = Field(description="which message the unit belongs to (0 for a raw prompt)")
+    role: str = Field(description="role of that message ('prompt' for a raw prompt)")
+    char_start: int = Field(description="start offset in that message's content")
+    char_end: int = Field(description="end offset (exclusive) in that message's content")
+
+
+class PerTargetToken(BaseModel):
+    """Row i holds every input unit's score for target token i alone (rows sum to the scores
+    of linear methods; Sobol rows are indices of each token's own log-prob)."""
+
+    target_tokens: list[str]
+    scores: list[list[float]]
+
+
+class ResultMetadata(BaseModel):
+    """How a result was computed. Also readable like a dict: ``metadata["n_forward"]``."""
+
+    model: str
+    device: str
+    dtype: str
+    seed: int | None
+    n_forward: int = Field(description="forward passes that scored this item's variants")
+    n_backward: int = 0
+    n_sequences: int = Field(description="distinct sequences the model scored for this item")
+    compute_time_seconds: float
+    target_log_prob: float = Field(description="f(x): teacher-forced log p(target | prompt)")
+    params: dict[str, Any] = Field(description="the method options actually used")
+    n_units: int
+    n_prompt_tokens: int
+    n_target_tokens: int
+    convergence_delta: float | None = None
+    recomputed_in_float32: bool = False
+    target_generated: bool = False
+    warnings: list[str] = Field(default_factory=list)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+class AttributionResult(BaseModel):
+    """Attributions of one (prompt, target) pair."""
+
+    prompt: str = Field(description="the prompt exactly as the model saw it (template applied)")
+    messages: list[Message] | None = None
+    target: str
+    method: AttributionMethod
+    granularity: Granularity
+    attributions: list[Attribution]
+    per_target_token: PerTargetToken | None = None
+    metadata: ResultMetadata
+
+    def get_top_k(self, k: int = 10) -> list[Attribution]:
+        """The k units with the largest |score|, strongest first (ties keep prompt order)."""
+        ranked = sorted(self.attributions, key=lambda a: (-abs(a.score), a.position))
+        return ranked[: max(k, 0)]
+
+    def to_dict_for_visualization(self) -> dict[str, list[Any]]:
+        """Parallel lists in prompt order, ready for plotting."""
+        return {
+            "tokens": [a.text for a in self.attributions],
+            "scores": [a.score for a in self.attributions],
+            "normalized_scores": [a.normalized_score for a in self.attributions],
+            "roles": [a.role for a in self.attributions],
+            "message_indices": [a.message_index for a in self.attributions],
+        }
+
+
+class BatchAttributionResult(BaseModel):
+    """Results of ``explain_batch``, in input order. Behaves like a read-only list."""
+
+    results: list[AttributionResult]
+    model_name: str
+    total_compute_time_seconds: float
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[AttributionResult]:  # type: ignore[override]
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> AttributionResult:
+        return self.results[index]
