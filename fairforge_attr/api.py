@@ -302,8 +302,13 @@ class AttributionExplainer:
 
     def _generate(self, req: ExplainRequest, max_new_tokens: int) -> str:
         ids = tokenize_prompt_ids(self.tokenizer, messages=req.messages, prompt=req.prompt)
-        eos = self.tokenizer.eos_token_id
-        new = self.engine.generate(ids, max_new_tokens, eos)
+        # Chat models end a turn with their own token (e.g. <|im_end|>), named in the
+        # generation config rather than as the tokenizer's eos: stop at any of them.
+        stop = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        stop = set(stop if isinstance(stop, (list, tuple)) else [stop] if stop is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            stop.add(self.tokenizer.eos_token_id)
+        new = self.engine.generate(ids, max_new_tokens, sorted(stop), self.tokenizer.pad_token_id)
         text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
         if not text:
             raise InvalidRequestError("the model generated an empty response; pass a target to explain")

@@ -73,7 +73,9 @@ def load_tokenizer(source: str):
     try:
         return AutoTokenizer.from_pretrained(source)
     except Exception as exc:
-        if "untagged enum ModelWrapper" in str(exc):
+        # tokenizers' serde error for a model section it cannot parse; older releases name
+        # the enum ModelWrapper, newer ones ModelUntagged
+        if "did not match any variant of untagged enum Model" in str(exc):
             import tokenizers
 
             raise TokenizerTooNewError(

@@ -118,9 +118,10 @@ class Engine:
         return self.score([req])[0].log_probs[0]
 
     def generate(
-        self, prompt_ids: torch.Tensor, max_new_tokens: int, eos_token_id: int | None
+        self, prompt_ids: torch.Tensor, max_new_tokens: int, stop_ids: list[int], pad_id: int | None
     ) -> torch.Tensor:
-        """Greedy continuation of a prompt (used when no target is given)."""
+        """Greedy continuation of a prompt (used when no target is given), without the stop
+        token."""
         with torch.inference_mode():
             ids = prompt_ids.unsqueeze(0).to(self.device)
             out = self.model.generate(
@@ -128,10 +129,12 @@ class Engine:
                 attention_mask=torch.ones_like(ids),
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
-                eos_token_id=eos_token_id,
-                pad_token_id=eos_token_id,
+                eos_token_id=stop_ids or None,
+                pad_token_id=pad_id if pad_id is not None else (stop_ids[0] if stop_ids else None),
             )
-        return out[0, ids.shape[1] :].cpu()
+        new = out[0, ids.shape[1] :].cpu()
+        ends = [i for i, t in enumerate(new.tolist()) if t in set(stop_ids)]
+        return new[: ends[0]] if ends else new
 
     def float32(self) -> Engine:
         """An engine over a float32 copy of the model (made once), for recomputing items whose

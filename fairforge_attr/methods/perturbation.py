@@ -84,7 +84,8 @@ def weighted_ridge(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: flo
     yc = y - (mean_w[:, None] * y).sum(0)
     gram = xc.T @ (w[:, None] * xc) + alpha * torch.eye(x.shape[1], dtype=x.dtype)
     rhs = xc.T @ (w[:, None] * yc)
-    return torch.linalg.lstsq(gram, rhs).solution.T
+    # gelsd (SVD) is deterministic here; the default gelsy is not from run to run on MKL
+    return torch.linalg.lstsq(gram, rhs, driver="gelsd").solution.T
 
 
 def lime_scores(masks: torch.Tensor, values: torch.Tensor, options: LimeOptions) -> torch.Tensor:
