@@ -29,7 +29,8 @@ Steps and samples run in chunks of rows sized by the engine's token budget
 (``token_budget // seq_len``; out of memory halves it). ``per_target_token`` replicates the
 input once per target token plus once for f and differentiates each row's own output, so it
 costs (n_target + 1) times the forward+backward sequences of the plain method, packed into the
-same chunks.
+same chunks. Deterministic methods give every row the same points, so the rows of integrated
+gradients and input x gradient sum to the scores; noisy methods draw each row's noise afresh.
 """
 
 from __future__ import annotations
@@ -258,6 +259,10 @@ class GradientMethod:
     delta: bool = False  # reports the completeness gap as convergence_delta
     evaluates_at_input_only: bool = False  # every forward is at x, so f(x) comes for free
 
+    def __post_init__(self) -> None:
+        if self.delta and self.reduce is not reduce_sum:
+            raise ValueError("completeness needs the scores to sum the attribution map")
+
     def attribute(
         self,
         engine,
@@ -285,14 +290,15 @@ class GradientMethod:
             for start in range(0, len(targets), rows):
                 group = targets[start : start + rows]
                 inputs = x.unsqueeze(0).repeat(len(group), 1, 1).requires_grad_()
-                parts.append(self.attribution(obj, inputs, group, call).detach())
+                # Reduce at once: [g, n_content, H] maps would be large for long inputs.
+                parts.append(self.reduce(self.attribution(obj, inputs, group, call).detach()))
             return torch.cat(parts)
 
         if self.deterministic:
-            maps = obj.run(compute)
+            token_scores = obj.run(compute)
         else:
             with seeded(seed, engine.device):
-                maps = obj.run(compute)
+                token_scores = obj.run(compute)
         # Deterministic methods evaluate the same points for every target row: count them once.
         sequences = obj.n_sequences // len(targets) if self.deterministic else obj.n_sequences
 
@@ -306,7 +312,7 @@ class GradientMethod:
         delta, warnings = None, []
         if self.delta:
             gap = float(values[0, -1].double() - values[1, -1].double())
-            delta = float(maps[-1].double().sum()) - gap
+            delta = float(token_scores[-1].sum()) - gap  # the reduction is the sum: same total
             if abs(delta) > max(COMPLETENESS_TOLERANCE * abs(gap), 1e-4):
                 warnings.append(
                     f"integrated gradients has not converged: the scores sum to {delta + gap:.4g}, "
@@ -314,7 +320,7 @@ class GradientMethod:
                     "raise n_steps or pick another baseline"
                 )
 
-        units = sum_into_units(self.reduce(maps), obj.token_units, encoded.n_units)
+        units = sum_into_units(token_scores, obj.token_units, encoded.n_units)
         return RawScores(
             scores=units[-1],
             per_target_token=units[:-1] if per_target_token else None,

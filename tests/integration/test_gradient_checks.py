@@ -11,15 +11,11 @@ import pytest
 import torch
 
 from fairforge_attr import AttributionExplainer
-from fairforge_attr.models import DEMO_MODEL_DIR
 from fairforge_attr.prompt import encode
 from fairforge_attr.results import Message
 from fairforge_attr.types import Granularity
 from tests.conftest import FRANCE, FRANCE_TARGET
-
-requires_demo = pytest.mark.skipif(
-    not (DEMO_MODEL_DIR / "config.json").is_file(), reason="the demo model is not built yet"
-)
+from tests.integration.test_gradient_methods import _one_thread, requires_demo  # noqa: F401
 
 
 def _encode(tokenizer, granularity):

@@ -6,11 +6,23 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from fairforge_attr import AttributionMethod, Granularity
 from fairforge_attr.methods.registry import REGISTRY, Family
 from fairforge_attr.models import DEMO_MODEL_DIR
 from tests.conftest import FRANCE, FRANCE_TARGET
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine the thread pool
+    makes them 10-30x slower; restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 GRADIENT_METHODS = [m for m, s in REGISTRY.items() if s.family is Family.GRADIENT]
 NOISY = [m for m in GRADIENT_METHODS if REGISTRY[m].uses_seed]
