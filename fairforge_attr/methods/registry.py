@@ -158,14 +158,14 @@ register(
 # Costs are in sequences through the model; the chunks pack token_budget // seq_len of them
 # per pass. None depends on n_units. per_target_token multiplies the forward+backward
 # sequences by (n_target + 1) (one differentiated row per target token, plus f).
-_PTT = "; x (n_target + 1) with per_target_token"
+_PTT = " (x (n_target + 1) with per_target_token)"
 for _method, _impl, _options, _summary, _cost, _paper in (
     (
         AttributionMethod.SALIENCY,
         gradient.SALIENCY,
         gradient.SaliencyOptions,
         "L2 norm of the gradient of f w.r.t. each token's embedding (>= 0)",
-        "1 forward+backward" + _PTT,
+        "1 sequence forward+backward" + _PTT,
         "Simonyan, Vedaldi & Zisserman 2013, Deep Inside Convolutional Networks",
     ),
     (
@@ -173,7 +173,7 @@ for _method, _impl, _options, _summary, _cost, _paper in (
         gradient.INTEGRATED_GRADIENTS,
         gradient.IntegratedGradientsOptions,
         "path integral of the gradient from a baseline embedding; sums to f(x) - f(baseline)",
-        "n_steps forward+backward" + _PTT + "; + 2 forward (f(x), f(baseline))",
+        "n_steps sequences forward+backward" + _PTT + " + 2 forward only (f(x), f(baseline))",
         "Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks",
     ),
     (
@@ -181,7 +181,7 @@ for _method, _impl, _options, _summary, _cost, _paper in (
         gradient.GRADIENT_SHAP,
         gradient.GradientShapOptions,
         "expected gradients at random points between a baseline and the (noisy) input",
-        "n_samples forward+backward" + _PTT + "; + 1 forward (f(x))",
+        "n_samples sequences forward+backward" + _PTT + " + 1 forward only (f(x))",
         "Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions",
     ),
     (
@@ -189,7 +189,7 @@ for _method, _impl, _options, _summary, _cost, _paper in (
         gradient.SMOOTH_GRAD,
         gradient.NoiseTunnelOptions,
         "L2 norm of the gradient averaged over noisy copies of the embeddings (>= 0)",
-        "n_samples forward+backward" + _PTT + "; + 1 forward (f(x))",
+        "n_samples sequences forward+backward" + _PTT + " + 1 forward only (f(x))",
         "Smilkov et al. 2017, SmoothGrad: removing noise by adding noise",
     ),
     (
@@ -197,7 +197,7 @@ for _method, _impl, _options, _summary, _cost, _paper in (
         gradient.SQUARE_GRAD,
         gradient.NoiseTunnelOptions,
         "root-mean-square gradient length over noisy copies of the embeddings (>= 0)",
-        "n_samples forward+backward" + _PTT + "; + 1 forward (f(x))",
+        "n_samples sequences forward+backward" + _PTT + " + 1 forward only (f(x))",
         "Hooker et al. 2019, A Benchmark for Interpretability Methods in Deep Neural Networks",
     ),
     (
@@ -205,7 +205,7 @@ for _method, _impl, _options, _summary, _cost, _paper in (
         gradient.VAR_GRAD,
         gradient.NoiseTunnelOptions,
         "spread (RMS deviation) of the gradient over noisy copies of the embeddings (>= 0)",
-        "n_samples forward+backward" + _PTT + "; + 1 forward (f(x))",
+        "n_samples sequences forward+backward" + _PTT + " + 1 forward only (f(x))",
         "Adebayo et al. 2018, Local Explanation Methods for Deep Neural Networks Lack Sensitivity "
         "to Parameter Values",
     ),
@@ -214,7 +214,7 @@ for _method, _impl, _options, _summary, _cost, _paper in (
         gradient.INPUT_X_GRADIENT,
         gradient.InputXGradientOptions,
         "embedding x gradient, summed over the hidden dimension (first-order share of f)",
-        "1 forward+backward" + _PTT,
+        "1 sequence forward+backward" + _PTT,
         "Shrikumar et al. 2016, Not Just a Black Box: Learning Important Features Through "
         "Propagating Activation Differences",
     ),
