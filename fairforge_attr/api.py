@@ -9,6 +9,7 @@ from typing import Any
 
 from .engine import Engine, resolve_baseline
 from .errors import FairForgeError, InvalidRequestError
+from .methods.gradient import resolve_embedding_baseline
 from .methods.registry import Family, MethodSpec, get_method
 from .models import load_model, model_name
 from .prompt import encode, tokenize_prompt_ids
@@ -186,6 +187,9 @@ class AttributionExplainer:
         if spec.family is Family.PERTURBATION:
             baseline = resolve_baseline(self.tokenizer, opts.baseline, self.engine.vocab_size)
             extra["removal"] = baseline.description
+        elif "baseline" in type(opts).model_fields:
+            baseline = resolve_embedding_baseline(self.tokenizer, opts.baseline, self.engine.vocab_size)
+            extra["baseline_embedding"] = baseline.description
         group_size = PACK_ITEMS if spec.family is Family.PERTURBATION else 1
         group: list[tuple[int, Any]] = []
         for index, req in enumerate(requests):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,6 +29,7 @@ class RawScores:
     n_sequences: int
     n_backward: int = 0
     convergence_delta: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def finite(self) -> bool:
         ok = bool(torch.isfinite(self.scores).all()) and bool(
@@ -92,7 +93,7 @@ def compute_scores(
     def run(eng: Engine, batch: Sequence[EncodedInput]) -> list[RawScores]:
         if spec.family is Family.PERTURBATION:
             return perturbation_scores(eng, spec, options, batch, seed, per_target_token, baseline)
-        return [spec.gradient.attribute(eng, e, options, seed, per_target_token) for e in batch]
+        return [spec.gradient.attribute(eng, e, options, seed, per_target_token, baseline) for e in batch]
 
     raw = run(engine, items)
     out = [(r, False) for r in raw]
@@ -168,7 +169,7 @@ def build_result(
         convergence_delta=raw.convergence_delta,
         recomputed_in_float32=recomputed,
         target_generated=target_generated,
-        warnings=[f"recomputed in float32: {dtype} gave NaN/inf"] if recomputed else [],
+        warnings=([f"recomputed in float32: {dtype} gave NaN/inf"] if recomputed else []) + raw.warnings,
     )
     return AttributionResult(
         prompt=encoded.prompt_text,

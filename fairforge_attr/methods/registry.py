@@ -11,10 +11,11 @@ from enum import Enum
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..errors import InvalidRequestError, MethodNotAvailableError, UnknownChoiceError
 from ..types import AttributionMethod
+from . import gradient
 from .perturbation import (
     KernelShapOptions,
     LimeOptions,
@@ -82,10 +83,6 @@ class MethodSpec:
 
 def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-class _NoOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 REGISTRY: dict[AttributionMethod, MethodSpec] = {}
@@ -157,26 +154,83 @@ register(
     )
 )
 
-# Gradient methods are registered by methods/gradient.py when it is available; until then
-# they are listed (the enum has them) and asking for one raises MethodNotAvailableError.
-for _m in (
-    AttributionMethod.SALIENCY,
-    AttributionMethod.INTEGRATED_GRADIENTS,
-    AttributionMethod.GRADIENT_SHAP,
-    AttributionMethod.SMOOTH_GRAD,
-    AttributionMethod.SQUARE_GRAD,
-    AttributionMethod.VAR_GRAD,
-    AttributionMethod.INPUT_X_GRADIENT,
+# ------------------------------------------------------------------------ gradient
+# Costs are in sequences through the model; the chunks pack token_budget // seq_len of them
+# per pass. None depends on n_units. per_target_token multiplies the forward+backward
+# sequences by (n_target + 1) (one differentiated row per target token, plus f).
+_PTT = " (x (n_target + 1) with per_target_token)"
+for _method, _impl, _options, _summary, _cost, _paper in (
+    (
+        AttributionMethod.SALIENCY,
+        gradient.SALIENCY,
+        gradient.SaliencyOptions,
+        "L2 norm of the gradient of f w.r.t. each token's embedding (>= 0)",
+        "1 sequence forward+backward" + _PTT,
+        "Simonyan, Vedaldi & Zisserman 2013, Deep Inside Convolutional Networks",
+    ),
+    (
+        AttributionMethod.INTEGRATED_GRADIENTS,
+        gradient.INTEGRATED_GRADIENTS,
+        gradient.IntegratedGradientsOptions,
+        "path integral of the gradient from a baseline embedding; sums to f(x) - f(baseline)",
+        "n_steps sequences forward+backward" + _PTT + " + 2 forward only (f(x), f(baseline))",
+        "Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks",
+    ),
+    (
+        AttributionMethod.GRADIENT_SHAP,
+        gradient.GRADIENT_SHAP,
+        gradient.GradientShapOptions,
+        "expected gradients at random points between a baseline and the (noisy) input",
+        "n_samples sequences forward+backward" + _PTT + " + 1 forward only (f(x))",
+        "Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions",
+    ),
+    (
+        AttributionMethod.SMOOTH_GRAD,
+        gradient.SMOOTH_GRAD,
+        gradient.NoiseTunnelOptions,
+        "L2 norm of the gradient averaged over noisy copies of the embeddings (>= 0)",
+        "n_samples sequences forward+backward" + _PTT + " + 1 forward only (f(x))",
+        "Smilkov et al. 2017, SmoothGrad: removing noise by adding noise",
+    ),
+    (
+        AttributionMethod.SQUARE_GRAD,
+        gradient.SQUARE_GRAD,
+        gradient.NoiseTunnelOptions,
+        "root-mean-square gradient length over noisy copies of the embeddings (>= 0)",
+        "n_samples sequences forward+backward" + _PTT + " + 1 forward only (f(x))",
+        "Hooker et al. 2019, A Benchmark for Interpretability Methods in Deep Neural Networks",
+    ),
+    (
+        AttributionMethod.VAR_GRAD,
+        gradient.VAR_GRAD,
+        gradient.NoiseTunnelOptions,
+        "spread (RMS deviation) of the gradient over noisy copies of the embeddings (>= 0)",
+        "n_samples sequences forward+backward" + _PTT + " + 1 forward only (f(x))",
+        "Adebayo et al. 2018, Local Explanation Methods for Deep Neural Networks Lack Sensitivity "
+        "to Parameter Values",
+    ),
+    (
+        AttributionMethod.INPUT_X_GRADIENT,
+        gradient.INPUT_X_GRADIENT,
+        gradient.InputXGradientOptions,
+        "embedding x gradient, summed over the hidden dimension (first-order share of f)",
+        "1 sequence forward+backward" + _PTT,
+        "Shrikumar et al. 2016, Not Just a Black Box: Learning Important Features Through "
+        "Propagating Activation Differences",
+    ),
 ):
     register(
         MethodSpec(
-            method=_m,
+            method=_method,
             family=Family.GRADIENT,
-            options_model=_NoOptions,
-            summary="not implemented yet",
-            cost="-",
-            paper="-",
-            supports_per_target_token=False,
+            options_model=_options,
+            summary=_summary,
+            cost=_cost,
+            paper=_paper,
+            supports_per_target_token=True,
+            has_convergence_delta=_impl.delta,
+            uses_seed=not _impl.deterministic,
+            gradient=_impl,
         )
     )
 
