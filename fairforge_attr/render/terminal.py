@@ -60,14 +60,17 @@ def _bar(normalized: float) -> Text:
 
 
 def top_k_table(result: AttributionResult, k: int = 10) -> Table:
-    table = Table(title=f"top {k} units by |score|", title_justify="left")
+    ranked = result.get_top_k(k)
+    table = Table(
+        title=f"top {len(ranked)} of {len(result.attributions)} units by |score|", title_justify="left"
+    )
     table.add_column("rank", justify="right")
     table.add_column("unit")
     table.add_column("role")
     table.add_column("score", justify="right")
     table.add_column("normalized", justify="right")
     table.add_column("", no_wrap=True)
-    for rank, a in enumerate(result.get_top_k(k), 1):
+    for rank, a in enumerate(ranked, 1):
         table.add_row(
             str(rank),
             repr(a.text),
@@ -79,17 +82,43 @@ def top_k_table(result: AttributionResult, k: int = 10) -> Table:
     return table
 
 
-def footer(result: AttributionResult) -> Text:
+def footer(result: AttributionResult, model_note: str | None = None) -> Text:
+    """One line: method, granularity, model, cost and f(x). ``model_note`` is appended to the
+    model's name (e.g. "built-in demo model")."""
     m = result.metadata
-    return Text(
-        f"{result.method.value} · {result.granularity.value} · {m.model} · {m.n_forward} forward "
-        f"· {m.n_sequences} sequences · {m.compute_time_seconds:.2f}s · log p(target) = {m.target_log_prob:.3f}",
-        style="dim",
-    )
+    model = f"{m.model} ({model_note})" if model_note else m.model
+    parts = [
+        result.method.value,
+        result.granularity.value,
+        model,
+        f"{m.n_forward} forward",
+        f"{m.n_sequences} sequences",
+        f"{m.compute_time_seconds:.2f}s",
+        f"log p(target) = {m.target_log_prob:.3f}",
+    ]
+    if m.convergence_delta is not None:
+        parts.append(f"convergence delta {m.convergence_delta:+.3g}")
+    if m.target_generated:
+        parts.append("target generated greedily by the model")
+    parts.extend(m.warnings)
+    return Text(" · ".join(parts), style="dim")
 
 
-def render(result: AttributionResult, console: Console | None = None, top_k: int = 10) -> None:
+def render(
+    result: AttributionResult,
+    console: Console | None = None,
+    top_k: int = 10,
+    *,
+    per_target_token: bool = False,
+    model_note: str | None = None,
+) -> None:
+    """Heatmap, top-k table and footer; with ``per_target_token``, the target x input matrix too
+    (when the result has one)."""
     console = console or Console()
     console.print(heatmap(result))
     console.print(top_k_table(result, top_k))
-    console.print(footer(result))
+    if per_target_token and result.per_target_token is not None:
+        from .matrix import per_target_token_table
+
+        console.print(per_target_token_table(result, console.width))
+    console.print(footer(result, model_note))

@@ -1,0 +1,148 @@
+"""What every command shares: consoles, error reporting and exit codes, method options."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from typer.exceptions import TyperException
+
+from ..errors import FairForgeError
+
+# Exit codes: 0 success, 1 some items failed / unexpected error, 2 usage or input error.
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    debug = False
+
+
+def debug_enabled() -> bool:
+    return State.debug or os.environ.get("FFATTR_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def stdout_console() -> Console:
+    """Data goes here. Colour is off when stdout is not a terminal or NO_COLOR is set."""
+    return Console()
+
+
+def stderr_console() -> Console:
+    """Progress, logs and errors go here."""
+    return Console(stderr=True)
+
+
+def fail(message: str) -> None:
+    """One red line on stderr (never wrapped, so it stays greppable)."""
+    stderr_console().print(Text(f"error: {message}", style="red"), soft_wrap=True)
+
+
+def cli_command(fn: F) -> F:
+    """A FairForgeError becomes one red line and exit code 2; anything unexpected becomes exit
+    code 1, with the traceback only under --debug / FFATTR_DEBUG=1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, TyperException):  # typer's own usage errors and exits
+            raise
+        except FairForgeError as exc:
+            if debug_enabled():
+                traceback.print_exc(file=sys.stderr)
+            fail(str(exc))
+            raise typer.Exit(EXIT_USAGE) from None
+        except Exception as exc:
+            if debug_enabled():
+                traceback.print_exc(file=sys.stderr)
+                raise typer.Exit(EXIT_FAILED) from None
+            fail(
+                f"unexpected {type(exc).__name__}: {exc}. Rerun with --debug (or FFATTR_DEBUG=1) "
+                "to see the traceback, and please report it."
+            )
+            raise typer.Exit(EXIT_FAILED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_explainer(model: str | None, *, device: str | None, dtype: str | None, max_length: int | None):
+    """The library's explainer, without transformers' weight-loading progress bar (noise on a
+    command line that loads a local model in a second)."""
+    from transformers.utils import logging as hf_logging
+
+    from ..api import AttributionExplainer
+
+    hf_logging.disable_progress_bar()
+    return AttributionExplainer(model, device=device, dtype=dtype, max_length=max_length)
+
+
+def method_options(
+    method: Any,
+    *,
+    n_samples: int | None = None,
+    n_steps: int | None = None,
+    baseline: str | None = None,
+    extra: list[str] | None = None,
+    per_target_token: bool = False,
+) -> dict[str, Any]:
+    """The method options the user set, checked against the registry before any model loads: a
+    flag the method does not take is a usage error that names the methods that do take it."""
+    from ..methods.registry import REGISTRY, get_method
+
+    spec = get_method(method)
+    given: dict[str, tuple[str, Any]] = {}
+    for flag, name, value in (
+        ("--n-samples", "n_samples", n_samples),
+        ("--n-steps", "n_steps", n_steps),
+        ("--baseline", "baseline", baseline),
+    ):
+        if value is not None:
+            given[name] = (flag, value)
+    for entry in extra or []:
+        name, sep, raw = entry.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {entry!r}", param_hint="--option")
+        given[name] = (f"--option {name}", _parse_value(raw))
+    valid = spec.options_model.model_fields
+    for name, (flag, _) in given.items():
+        if name not in valid:
+            takers = [m.value for m, s in REGISTRY.items() if name in s.options_model.model_fields]
+            takes = ", ".join(flag_of(n) for n in valid) or "no options"
+            raise typer.BadParameter(
+                f"{flag} does not apply to {spec.method.value} (it takes: {takes}). "
+                + (f"Methods that take it: {', '.join(takers)}." if takers else "No method takes it."),
+                param_hint=flag.split()[0],
+            )
+    if per_target_token and not spec.supports_per_target_token:
+        takers = [m.value for m, s in REGISTRY.items() if s.available and s.supports_per_target_token]
+        raise typer.BadParameter(
+            f"{spec.method.value} has no per-target-token scores; methods that do: {', '.join(takers)}",
+            param_hint="--per-target-token",
+        )
+    options = {name: value for name, (_, value) in given.items()}
+    spec.parse_options(options)  # values out of range fail here, with the option's name
+    return options
+
+
+def flag_of(name: str) -> str:
+    """The command-line spelling of a method option."""
+    flag = "--" + name.replace("_", "-")
+    return flag if name in ("n_samples", "n_steps", "baseline") else f"--option {name}=..."
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw

@@ -1,0 +1,191 @@
+"""ffattr explain: attribute one response to the units of its prompt."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..types import AttributionMethod, Granularity
+from . import options as o
+from .common import cli_command, load_explainer, method_options, stdout_console
+
+INPUT_PANEL = "Input"
+
+EPILOG = """\
+Examples:
+
+  ffattr explain "What is the capital of France?" --target "The capital of France is Paris."
+  ffattr explain "Why is the sky blue?" --system "Answer briefly." --method occlusion -g sentence
+  ffattr explain "What is the capital of France?"            # the model writes the answer
+  ffattr explain --messages chat.json --target-file answer.txt --model Qwen/Qwen3-0.6B
+  ffattr explain "..." --target "..." --format json > result.json
+  ffattr explain "..." --target "..." --per-target-token --output result.html
+
+Scores are in nats of log p(target): red units raised the target's log-probability, blue
+ones lowered it.
+"""
+
+
+@cli_command
+def explain(
+    message: Annotated[
+        str | None,
+        typer.Argument(help="The user message (or, with --raw, the whole prompt).", show_default=False),
+    ] = None,
+    system: Annotated[
+        str | None,
+        typer.Option(
+            help="A system message before the user message.", show_default=False, rich_help_panel=INPUT_PANEL
+        ),
+    ] = None,
+    messages_file: Annotated[
+        str | None,
+        typer.Option(
+            "--messages",
+            metavar="FILE",
+            help='A JSON list of {"role", "content"} messages instead of MESSAGE ("-": stdin).',
+            show_default=False,
+            rich_help_panel=INPUT_PANEL,
+        ),
+    ] = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw", help="MESSAGE is a raw prompt: no chat template, no roles.", rich_help_panel=INPUT_PANEL
+        ),
+    ] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", "-t", help="The response to explain.", show_default=False, rich_help_panel=INPUT_PANEL
+        ),
+    ] = None,
+    target_file: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Read the response to explain from a file.",
+            show_default=False,
+            rich_help_panel=INPUT_PANEL,
+        ),
+    ] = None,
+    max_new_tokens: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Without a target: how many tokens the model may generate.",
+            rich_help_panel=INPUT_PANEL,
+        ),
+    ] = 64,
+    model: o.Model = None,
+    device: o.Device = None,
+    dtype: o.Dtype = None,
+    max_length: o.MaxLength = None,
+    method: o.Method = AttributionMethod.LIME,
+    granularity: o.GranularityOpt = Granularity.WORD,
+    seed: o.Seed = 0,
+    n_samples: o.NSamples = None,
+    n_steps: o.NSteps = None,
+    baseline: o.Baseline = None,
+    option: o.ExtraOptions = None,
+    per_target_token: o.PerTargetToken = False,
+    top_k: o.TopK = 10,
+    fmt: o.FormatOpt = o.Format.text,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            dir_okay=False,
+            help="Also write the result to a file: JSON, or HTML when the name ends in .html.",
+            show_default=False,
+            rich_help_panel=o.OUTPUT_PANEL,
+        ),
+    ] = None,
+) -> None:
+    """Explain one response: which units of the prompt made the model say it.
+
+    With no --target the model first generates a response greedily, and that is explained.
+    """
+    messages, prompt = _input(message, system, messages_file, raw)
+    target_text = _target(target, target_file)
+    if output is not None and output.suffix.lower() not in (".json", ".html", ".htm"):
+        raise typer.BadParameter("name the file *.json or *.html", param_hint="--output")
+    opts = method_options(
+        method,
+        n_samples=n_samples,
+        n_steps=n_steps,
+        baseline=baseline,
+        extra=option,
+        per_target_token=per_target_token,
+    )
+
+    explainer = load_explainer(model, device=device, dtype=dtype, max_length=max_length)
+    result = explainer.explain(
+        messages,
+        target_text,
+        prompt=prompt,
+        method=method,
+        granularity=granularity,
+        seed=seed,
+        per_target_token=per_target_token,
+        max_new_tokens=max_new_tokens,
+        **opts,
+    )
+    if output is not None:
+        from ..io import write_text
+
+        if output.suffix.lower() == ".json":
+            write_text(output, result.model_dump_json(indent=2) + "\n")
+        else:
+            from ..render import to_html
+
+            write_text(output, to_html(result, top_k=top_k))
+    if fmt is o.Format.json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    from ..render.terminal import render
+
+    render(
+        result,
+        stdout_console(),
+        top_k,
+        per_target_token=per_target_token,
+        model_note="built-in demo model" if model is None else None,
+    )
+
+
+def _input(message, system, messages_file, raw) -> tuple[list[dict] | None, str | None]:
+    if messages_file is not None:
+        if message is not None or system is not None or raw:
+            raise typer.BadParameter(
+                "give either --messages FILE or MESSAGE (with --system/--raw), not both",
+                param_hint="--messages",
+            )
+        from ..io import read_messages
+
+        return read_messages(messages_file), None
+    if message is None:
+        raise typer.BadParameter(
+            "give the user message as an argument, or --messages FILE", param_hint="MESSAGE"
+        )
+    if raw:
+        if system is not None:
+            raise typer.BadParameter(
+                "a raw prompt has no roles; put the system text into it", param_hint="--system"
+            )
+        return None, message
+    messages = [{"role": "system", "content": system}] if system is not None else []
+    return [*messages, {"role": "user", "content": message}], None
+
+
+def _target(target, target_file) -> str | None:
+    if target is not None and target_file is not None:
+        raise typer.BadParameter("give either --target or --target-file, not both", param_hint="--target")
+    if target_file is None:
+        return target
+    return target_file.read_text(encoding="utf-8").rstrip("\n")

@@ -1,0 +1,145 @@
+"""Options shared by several commands, declared once as ``Annotated`` types."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..types import AttributionMethod, Granularity
+
+MODEL_PANEL = "Model"
+METHOD_PANEL = "Method"
+OUTPUT_PANEL = "Output"
+
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="A local model folder or a Hugging Face hub id. Default: the built-in demo model.",
+        show_default=False,
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+Device = Annotated[
+    str | None,
+    typer.Option(
+        help="cpu, cuda, cuda:N or auto (the GPU when there is one).",
+        show_default="auto",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+Dtype = Annotated[
+    str | None,
+    typer.Option(
+        help="float32, float16, bfloat16 or auto (float16 on GPU, float32 on CPU).",
+        show_default="auto",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+MaxLength = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Longest prompt + target in tokens; longer items fail. Default: the model's context.",
+        show_default=False,
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+
+Method = Annotated[
+    AttributionMethod,
+    typer.Option(
+        case_sensitive=False,
+        metavar="NAME",
+        help="Attribution method: "
+        + ", ".join(m.value for m in AttributionMethod)
+        + " (see: ffattr methods).",
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+GranularityOpt = Annotated[
+    Granularity,
+    typer.Option(
+        "--granularity",
+        "-g",
+        case_sensitive=False,
+        help="What one input unit is.",
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+Seed = Annotated[
+    int,
+    typer.Option(help="Seed of the random methods: same seed, same scores.", rich_help_panel=METHOD_PANEL),
+]
+NSamples = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Samples of lime, kernel_shap, sobol (and the noisy gradient methods).",
+        show_default="the method's",
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+NSteps = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Integration steps of the methods that take them (integrated_gradients).",
+        show_default="the method's",
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+Baseline = Annotated[
+    str | None,
+    typer.Option(
+        help="How a removed unit disappears: pad, unk, eos, hide (attention mask), a token id, or a one-token string.",
+        show_default="pad",
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+ExtraOptions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--option",
+        help="Any other method option, as NAME=VALUE (repeatable), e.g. --option kernel_width=0.5.",
+        show_default=False,
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+PerTargetToken = Annotated[
+    bool,
+    typer.Option(
+        "--per-target-token",
+        help="Also score every unit for each target token alone (a target x input matrix).",
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+TopK = Annotated[
+    int,
+    typer.Option("--top-k", "-k", min=0, help="Rows of the top-units table.", rich_help_panel=OUTPUT_PANEL),
+]
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+FormatOpt = Annotated[
+    Format,
+    typer.Option(
+        "--format",
+        "-f",
+        case_sensitive=False,
+        help="text: coloured terminal view; json: machine-readable, on stdout only.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+]
+ExistingFile = Annotated[
+    Path,
+    typer.Argument(exists=True, dir_okay=False, readable=True, show_default=False),
+]

@@ -1,0 +1,106 @@
+"""Where a batch run keeps finished items until the output file is complete.
+
+``OUT.partial/`` holds one append-only JSONL file per run (``run-000.jsonl``, ``run-001.jsonl``
+after a ``--resume``, ...), one wide row per finished item, flushed as each item finishes. A
+killed run loses at most the line it was writing; a torn last line is ignored when read back.
+At the end the runs are merged (input order, each id once, the newest row of an id wins) into
+OUT, and the folder is removed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..schema import OK
+from .writers import JsonlAppender
+
+
+class PartialStore:
+    def __init__(self, out: str | Path) -> None:
+        out = Path(out)
+        self.dir = out.with_name(out.name + ".partial")
+        self._run: JsonlAppender | None = None
+
+    def exists(self) -> bool:
+        return self.dir.is_dir()
+
+    def runs(self) -> list[Path]:
+        return sorted(self.dir.glob("run-*.jsonl")) if self.exists() else []
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every stored row, run after run, unmerged."""
+        for path in self.runs():
+            yield from _read_run(path)
+
+    def winners(self) -> dict[str, tuple[int, str]]:
+        """id -> (index of the run whose row counts, that row's status)."""
+        latest: dict[str, tuple[int, str]] = {}
+        for run, path in enumerate(self.runs()):
+            for row in _read_run(path):
+                latest[row["id"]] = (run, row["status"])
+        return latest
+
+    def done_ids(self) -> set[str]:
+        """Ids whose row counts and succeeded: a resumed run skips these and retries the rest."""
+        return {i for i, (_, status) in self.winners().items() if status == OK}
+
+    def count(self) -> int:
+        return sum(1 for _ in self.merged())
+
+    def seed(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Start from the rows of an earlier, finished output (resuming after it)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with JsonlAppender(self.dir / "run-000.jsonl", mode="w") as run:
+            for row in rows:
+                run.write(row)
+
+    def start_run(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._run = JsonlAppender(self.dir / f"run-{len(self.runs()):03d}.jsonl", mode="w")
+
+    def append(self, row: dict[str, Any]) -> None:
+        if self._run is None:
+            raise RuntimeError("start_run() first")
+        self._run.write(row)
+
+    def close_run(self) -> None:
+        if self._run is not None:
+            self._run.close()
+            self._run = None
+
+    def merged(self) -> Iterator[dict[str, Any]]:
+        """Every item once, in input-line order (each run is written in that order)."""
+        winners = self.winners()
+        streams = [_keyed(run, path) for run, path in enumerate(self.runs())]
+        emitted: set[str] = set()
+        for _, run, row in heapq.merge(*streams, key=lambda t: (t[0], t[1])):
+            if winners[row["id"]][0] == run and row["id"] not in emitted:
+                emitted.add(row["id"])
+                yield row
+
+    def remove(self) -> None:
+        self.close_run()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _keyed(run: int, path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    for row in _read_run(path):
+        yield row.get("line") or 0, run, row
+
+
+def _read_run(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        for text in f:
+            if not text.endswith("\n"):
+                return  # torn write of a killed run: that item was not finished
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and "id" in row:
+                yield row

@@ -1,0 +1,134 @@
+"""Writing results: whole files appear atomically, append-only logs are flushed per line."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..errors import InvalidRequestError
+from ..schema import SCHEMAS, long_rows, to_arrow
+
+OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "json"}
+ROW_GROUP_ITEMS = 1000  # items per Parquet row group (wide layout)
+ROW_GROUP_ROWS = 50_000  # rows per Parquet row group (long layout)
+FSYNC_EVERY_S = 5.0
+
+
+def output_format(path: str | Path) -> str:
+    """parquet, jsonl or json, from the file name; anything else is a usage error."""
+    fmt = OUTPUT_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise InvalidRequestError(
+            f"cannot tell the output format of {str(path)!r} from its extension; "
+            f"name it *{', *'.join(OUTPUT_FORMATS)}"
+        )
+    return fmt
+
+
+def dumps(row: Any) -> str:
+    return json.dumps(row, ensure_ascii=False)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; it replaces ``path`` only if the block succeeds,
+    so readers see the old file or the complete new one, never half a file."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_rows(path: str | Path, rows: Iterable[dict[str, Any]], layout: str = "wide") -> int:
+    """Stream wide rows into ``path`` (format from its extension, ``layout`` wide or long),
+    atomically. Memory holds one row group at most. Returns the number of items written."""
+    fmt = output_format(path)
+    if layout not in SCHEMAS:
+        raise InvalidRequestError(f"unknown layout {layout!r}; use wide or long")
+    with atomic_path(path) as tmp:
+        if fmt == "parquet":
+            return _write_parquet(tmp, rows, layout)
+        return _write_json(tmp, rows, layout, as_lines=fmt == "jsonl")
+
+
+def _expand(row: dict[str, Any], layout: str) -> list[dict[str, Any]]:
+    return [row] if layout == "wide" else list(long_rows(row))
+
+
+def _write_parquet(tmp: Path, rows: Iterable[dict[str, Any]], layout: str) -> int:
+    import pyarrow.parquet as pq
+
+    n_items = 0
+    buffer: list[dict[str, Any]] = []
+    limit = ROW_GROUP_ITEMS if layout == "wide" else ROW_GROUP_ROWS
+    with pq.ParquetWriter(tmp, SCHEMAS[layout], compression="zstd") as writer:
+        for row in rows:
+            n_items += 1
+            buffer.extend(_expand(row, layout))
+            if len(buffer) >= limit:
+                writer.write_table(to_arrow(buffer, layout))
+                buffer = []
+        if buffer or n_items == 0:
+            writer.write_table(to_arrow(buffer, layout))
+    return n_items
+
+
+def _write_json(tmp: Path, rows: Iterable[dict[str, Any]], layout: str, as_lines: bool) -> int:
+    n_items = 0
+    first = True
+    with open(tmp, "w", encoding="utf-8") as f:
+        if not as_lines:
+            f.write("[")
+        for row in rows:
+            n_items += 1
+            for out in _expand(row, layout):
+                if as_lines:
+                    f.write(dumps(out) + "\n")
+                else:
+                    f.write(("\n" if first else ",\n") + dumps(out))
+                    first = False
+        if not as_lines:
+            f.write("\n]\n")
+    return n_items
+
+
+class JsonlAppender:
+    """Append-only JSONL: each line is flushed as it is written (a killed process loses at most
+    the line it was writing), and fsync'ed every few seconds (a crashed machine loses little)."""
+
+    def __init__(self, path: str | Path, mode: str = "a") -> None:
+        self.path = Path(path)
+        self._file: TextIO = open(self.path, mode, encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._synced = time.monotonic()
+
+    def write(self, value: Any) -> None:
+        self._file.write(dumps(value) + "\n")  # one write call: a signal cannot split the line
+        self._file.flush()
+        if time.monotonic() - self._synced > FSYNC_EVERY_S:
+            os.fsync(self._file.fileno())
+            self._synced = time.monotonic()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,78 @@
+"""The summary of a whole result file (``ffattr show``): counts, cost, and the units that most
+often rank among an item's strongest."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+
+TOP_PER_ITEM = 3
+MAX_ERRORS_SHOWN = 5
+
+
+@dataclass
+class Summary:
+    """Fed one wide row at a time (``add``), so a file of any size summarises in flat memory."""
+
+    items: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    forward: int = 0
+    methods: Counter = field(default_factory=Counter)
+    models: Counter = field(default_factory=Counter)
+    top_units: Counter = field(default_factory=Counter)
+    first_errors: list[tuple[Any, str, str]] = field(default_factory=list)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.items += 1
+        if row.get("status") != "ok":
+            self.errors += 1
+            if len(self.first_errors) < MAX_ERRORS_SHOWN:
+                self.first_errors.append((row.get("line"), str(row.get("id")), row.get("error") or ""))
+            return
+        self.seconds += row.get("compute_time_s") or 0.0
+        self.forward += row.get("n_forward") or 0
+        self.methods[f"{row.get('method')}/{row.get('granularity')}"] += 1
+        self.models[row.get("model")] += 1
+        units = row.get("units") or []
+        strongest = sorted(units, key=lambda u: (-abs(u["score"]), u["position"]))[:TOP_PER_ITEM]
+        self.top_units.update({u["text"].strip().lower() for u in strongest if u["text"].strip()})
+
+    @property
+    def ok(self) -> int:
+        return self.items - self.errors
+
+
+def summary_table(summary: Summary, n_units: int = 10) -> Group:
+    s = summary
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("items", f"{s.items} ({s.ok} ok, {s.errors} failed)")
+    if s.ok:
+        facts.add_row("mean time", f"{s.seconds / s.ok:.3f}s per item ({s.seconds:.1f}s in all)")
+        facts.add_row("mean forward passes", f"{s.forward / s.ok:.1f} per item")
+        facts.add_row("method/granularity", ", ".join(f"{k} ({v})" for k, v in s.methods.most_common()))
+        facts.add_row("model", ", ".join(f"{k} ({v})" for k, v in s.models.most_common()))
+    parts: list[Any] = [facts]
+    if s.top_units:
+        words = Table(title=f"most frequent top-{TOP_PER_ITEM} units", title_justify="left")
+        words.add_column("unit")
+        words.add_column("items", justify="right")
+        words.add_column("share", justify="right")
+        for text, count in s.top_units.most_common(n_units):
+            words.add_row(repr(text), str(count), f"{count / s.ok:.0%}")
+        parts.append(words)
+    if s.first_errors:
+        errors = Table(title=f"first {len(s.first_errors)} of {s.errors} errors", title_justify="left")
+        errors.add_column("line", justify="right")
+        errors.add_column("id")
+        errors.add_column("error", overflow="fold")
+        for line, item_id, message in s.first_errors:
+            errors.add_row("" if line is None else str(line), item_id, message)
+        parts.append(errors)
+    return Group(*parts)
