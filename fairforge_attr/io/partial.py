@@ -50,7 +50,8 @@ class PartialStore:
         return {i for i, (_, status) in self.winners().items() if status == OK}
 
     def count(self) -> int:
-        return sum(1 for _ in self.merged())
+        """How many distinct items are stored."""
+        return len(self.winners())
 
     def seed(self, rows: Iterable[dict[str, Any]]) -> None:
         """Start from the rows of an earlier, finished output (resuming after it)."""
@@ -79,7 +80,8 @@ class PartialStore:
         streams = [_keyed(run, path) for run, path in enumerate(self.runs())]
         emitted: set[str] = set()
         for _, run, row in heapq.merge(*streams, key=lambda t: (t[0], t[1])):
-            if winners[row["id"]][0] == run and row["id"] not in emitted:
+            # .get: a row appended after winners() was read (a run still writing) counts as is
+            if winners.get(row["id"], (run,))[0] == run and row["id"] not in emitted:
                 emitted.add(row["id"])
                 yield row
 
