@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/ffattr explain "What is the capital of France?" --target "The capital of France is Paris." --method occlusion
+	$(BIN)/ffattr batch sample_data/demo_batch.jsonl build/demo_batch.parquet --method occlusion --overwrite
+	$(BIN)/ffattr show build/demo_batch.parquet --first 1
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q

@@ -56,8 +56,10 @@ class OnError(str, Enum):
     fail = "fail"
 
 
-class Terminated(Exception):
-    """SIGTERM, turned into an exception so the run stops where it is and keeps what it has."""
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so the run stops where it is and keeps what it has.
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way (in the
+    library or its dependencies) can mistake it for an item's error and swallow it."""
 
 
 @contextmanager
@@ -271,7 +273,10 @@ class BatchRun:
         }
         params = earlier.get("params") or {}
         changed = [f"{k} {earlier.get(k)} -> {v}" for k, v in now.items() if earlier.get(k) != v]
-        changed += [f"{k} {params.get(k)!r} -> {v!r}" for k, v in self.options.items() if params.get(k) != v]
+        from ..methods.registry import get_method
+
+        options = get_method(self.method).parse_options(self.options).model_dump()  # defaults too
+        changed += [f"{k} {params.get(k)!r} -> {v!r}" for k, v in options.items() if params.get(k) != v]
         if earlier.get("seed") is not None and earlier["seed"] != self.seed:
             changed.append(f"seed {earlier['seed']} -> {self.seed}")
         if changed:
@@ -283,7 +288,7 @@ class BatchRun:
     # --------------------------------------------------------------------- run
     def execute(self, input_file, output, layout, errors_path, *, shard, limit) -> int:
         """Run, then write OUT; returns how many items failed (in OUT, or rejected as duplicates)."""
-        from ..io import JsonlAppender, count_nonblank_lines, write_rows
+        from ..io import JsonlAppender, count_nonblank_lines
         from .progress import BatchProgress
 
         index, count = shard
@@ -297,6 +302,16 @@ class BatchRun:
         try:
             with _sigterm_raises():
                 self._loop(input_file, shard, limit)
+                self._close()
+                if self.stopped:
+                    console.print(
+                        f"stopped at the first bad item (--on-error fail); the {self.progress.ok} items "
+                        f"before it are kept in {self.store.dir}. Fix the line, then rerun with --resume.",
+                        style="red",
+                        soft_wrap=True,
+                    )
+                    return self.progress.failed
+                n_items, n_errors = self._finish(output, layout)
         except (KeyboardInterrupt, Terminated) as exc:
             self._close()
             console.print(
@@ -310,34 +325,33 @@ class BatchRun:
             self._close()
             console.print(f"finished items are kept in {self.store.dir}; rerun with --resume", soft_wrap=True)
             raise
-        self._close()
-        if self.stopped:
-            console.print(
-                f"stopped at the first bad item (--on-error fail); the {self.progress.ok} items before it are "
-                f"kept in {self.store.dir}. Fix the line, then rerun with --resume.",
-                style="red",
-                soft_wrap=True,
-            )
-            return self.progress.failed
-        counts = {"ok": 0, "error": 0}
-
-        def counted(rows):
-            for row in rows:
-                counts["ok" if row["status"] == "ok" else "error"] += 1
-                yield row
-
-        n_items = write_rows(output, counted(self.store.merged()), layout)
-        self.store.remove()
         seconds = time.monotonic() - start
         p = self.progress
         console.print(
-            f"wrote {output}: {n_items} items ({counts['ok']} ok, {counts['error']} failed). This run: "
+            f"wrote {output}: {n_items} items ({n_items - n_errors} ok, {n_errors} failed). This run: "
             f"{p.ok + p.failed} items in {seconds:.1f}s ({(p.ok + p.failed) / max(seconds, 1e-9):.1f} items/s)"
             + (f", {p.skipped} already done" if p.skipped else ""),
             soft_wrap=True,
             highlight=False,
         )
-        return max(counts["error"], p.failed)
+        return max(n_errors, p.failed)
+
+    def _finish(self, output: Path, layout: str) -> tuple[int, int]:
+        """Merge the partial store into OUT (atomically), then drop the store."""
+        from ..io import write_rows
+        from ..schema import OK
+
+        errors = 0
+
+        def counted(rows):
+            nonlocal errors
+            for row in rows:
+                errors += row["status"] != OK
+                yield row
+
+        n_items = write_rows(output, counted(self.store.merged()), layout)
+        self.store.remove()
+        return n_items, errors
 
     def _close(self) -> None:
         self.store.close_run()

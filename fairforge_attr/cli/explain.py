@@ -155,7 +155,7 @@ def explain(
         stdout_console(),
         top_k,
         per_target_token=per_target_token,
-        model_note="built-in demo model" if model is None else None,
+        model_note="built-in demo" if model is None else None,
     )
 
 

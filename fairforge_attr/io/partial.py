@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -86,8 +87,13 @@ class PartialStore:
                 yield row
 
     def remove(self) -> None:
+        """Rename first, then delete: a kill in the middle never leaves a store that has lost
+        some of its runs (which --resume would take for the truth)."""
         self.close_run()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.exists():
+            trash = self.dir.with_name(f"{self.dir.name}.removing-{os.getpid()}")
+            os.replace(self.dir, trash)
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 def _keyed(run: int, path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:

@@ -60,17 +60,14 @@ def _bar(normalized: float) -> Text:
 
 
 def top_k_table(result: AttributionResult, k: int = 10) -> Table:
-    ranked = result.get_top_k(k)
-    table = Table(
-        title=f"top {len(ranked)} of {len(result.attributions)} units by |score|", title_justify="left"
-    )
+    table = Table(title=f"top {k} units by |score|", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("unit")
     table.add_column("role")
     table.add_column("score", justify="right")
     table.add_column("normalized", justify="right")
     table.add_column("", no_wrap=True)
-    for rank, a in enumerate(ranked, 1):
+    for rank, a in enumerate(result.get_top_k(k), 1):
         table.add_row(
             str(rank),
             repr(a.text),
@@ -84,7 +81,7 @@ def top_k_table(result: AttributionResult, k: int = 10) -> Table:
 
 def footer(result: AttributionResult, model_note: str | None = None) -> Text:
     """One line: method, granularity, model, cost and f(x). ``model_note`` is appended to the
-    model's name (e.g. "built-in demo model")."""
+    model's name (e.g. "built-in demo")."""
     m = result.metadata
     model = f"{m.model} ({model_note})" if model_note else m.model
     parts = [
@@ -99,7 +96,7 @@ def footer(result: AttributionResult, model_note: str | None = None) -> Text:
     if m.convergence_delta is not None:
         parts.append(f"convergence delta {m.convergence_delta:+.3g}")
     if m.target_generated:
-        parts.append("target generated greedily by the model")
+        parts.append("generated target")
     parts.extend(m.warnings)
     return Text(" · ".join(parts), style="dim")
 

@@ -205,6 +205,8 @@ def test_resume_retries_failed_items_and_refuses_other_settings(run, tmp_path):
     assert all(r["status"] == "ok" for r in rows)
     res = run(src, out, "--resume", "--granularity", "sentence")
     assert res.exit_code == 2 and "granularity word -> sentence" in res.stderr
+    res = run(src, out, "--resume", "--baseline", "hide")
+    assert res.exit_code == 2 and "baseline None -> 'hide'" in res.stderr
 
 
 def test_duplicate_ids_are_reported_and_written_once(run, tmp_path):

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(
 def test_explain_defaults_to_the_demo_model_and_says_so(cli):
     res = cli("explain", FRANCE, "-t", PARIS, "--method", "occlusion")
     assert res.exit_code == 0, res.stderr
-    assert "(built-in demo model)" in " ".join(res.stdout.split())
+    assert "fairforge-demo (built-in demo)" in " ".join(res.stdout.split())
     result = json.loads(cli("explain", FRANCE, "-t", PARIS, "--method", "occlusion", "-f", "json").stdout)
     assert result["metadata"]["model"] == "fairforge-demo"
 
