@@ -16,6 +16,7 @@ app = typer.Typer(
     "attribution of a causal LM's response to its prompt.",
     epilog="Start with: ffattr explain --help. Every command has examples in its --help.",
     no_args_is_help=True,
+    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -17,15 +17,14 @@ INPUT_PANEL = "Input"
 EPILOG = """\
 Examples:
 
-  ffattr explain "What is the capital of France?" --target "The capital of France is Paris."
-  ffattr explain "Why is the sky blue?" --system "Answer briefly." --method occlusion -g sentence
-  ffattr explain "What is the capital of France?"            # the model writes the answer
-  ffattr explain --messages chat.json --target-file answer.txt --model Qwen/Qwen3-0.6B
-  ffattr explain "..." --target "..." --format json > result.json
-  ffattr explain "..." --target "..." --per-target-token --output result.html
+  ffattr explain "What is the capital of France?" -t "Paris."
+  ffattr explain "Why is the sky blue?" --system "Be brief." -g sentence
+  ffattr explain "What is the capital of France?"     # the model answers
+  ffattr explain --messages chat.json --target-file answer.txt -m ./model
+  ffattr explain "Hi" -t "Hello!" --method occlusion --format json
+  ffattr explain "Hi" -t "Hello!" --per-target-token --output hi.html
 
-Scores are in nats of log p(target): red units raised the target's log-probability, blue
-ones lowered it.
+Scores are in nats of log p(target): red units raised the target's log-probability, blue ones lowered it.
 """
 
 

@@ -16,11 +16,10 @@ EPILOG = """\
 Examples:
 
   ffattr methods
-  ffattr methods lime                 # one method, with every option explained
+  ffattr methods lime          # one method, every option explained
   ffattr methods --format json
 
-Cost is counted in sequences the model scores (perturbation methods; the engine packs many
-into one forward pass) or in forward+backward passes (gradient methods).
+Cost is counted in sequences the model scores (perturbation methods; the engine packs many into one forward pass) or in forward+backward passes (gradient methods).
 """
 
 

@@ -19,11 +19,13 @@ from .common import cli_command, stdout_console
 EPILOG = """\
 Examples:
 
-  ffattr show results.parquet                  # the first item, then a summary of all
+  ffattr show results.parquet              # the first item, then the summary
   ffattr show results.parquet --id q7 --id q9
   ffattr show results.jsonl --first 5 --top-k 5
-  ffattr show results.parquet --first 0        # the summary only
-  ffattr show result.json                      # a file written by: ffattr explain --output
+  ffattr show results.parquet --first 0    # the summary only
+  ffattr show result.json                  # from: ffattr explain --output
+
+A file of the long layout (ffattr batch --layout long) keeps no prompt: its items are drawn as top-k tables.
 """
 
 

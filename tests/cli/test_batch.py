@@ -229,7 +229,7 @@ def test_progress_logs_plain_lines_when_stderr_is_not_a_terminal(run, tmp_path, 
     assert "items/s" in res.stderr and "ETA" in res.stderr and "\x1b[" not in res.stderr
 
 
-def test_sobol_and_per_target_token_columns(cli, qwen_dir, tmp_path):
+def test_per_target_token_column_and_its_view(cli, qwen_dir, tmp_path):
     out = tmp_path / "out.parquet"
     res = cli(
         "batch",
@@ -250,3 +250,5 @@ def test_sobol_and_per_target_token_columns(cli, qwen_dir, tmp_path):
     ptt = rows[0]["per_target_token"]
     assert len(ptt["scores"]) == len(ptt["target_tokens"]) and len(ptt["scores"][0]) == len(rows[0]["units"])
     assert json.loads(rows[0]["params"])["n_samples"] == 8 and rows[0]["seed"] == 0
+    shown = cli("show", out, "--per-target-token", "--no-summary")
+    assert shown.exit_code == 0 and "per target token" in shown.stdout
