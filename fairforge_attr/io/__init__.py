@@ -1,5 +1,7 @@
-"""Files in and out: the JSONL batch reader, result writers and readers, the resumable store."""
+"""Files in and out: the JSONL batch reader, result writers and readers, the resumable store,
+and the batch pipeline that ties them to the explainer."""
 
+from .batch import BatchJob, count_items
 from .jsonl import BatchItem, JsonLine, count_nonblank_lines, iter_jsonl, parse_batch_item, read_messages
 from .partial import PartialStore
 from .results import ResultFile, open_results
@@ -7,10 +9,12 @@ from .writers import JsonlAppender, output_format, write_rows, write_text
 
 __all__ = [
     "BatchItem",
+    "BatchJob",
     "JsonLine",
     "JsonlAppender",
     "PartialStore",
     "ResultFile",
+    "count_items",
     "count_nonblank_lines",
     "iter_jsonl",
     "open_results",

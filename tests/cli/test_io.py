@@ -133,3 +133,16 @@ def test_an_empty_run_still_writes_a_readable_file(tmp_path):
     assert pq.read_table(tmp_path / "empty.parquet").schema.equals(WIDE_SCHEMA, check_metadata=False)
     assert write_rows(tmp_path / "empty.json", []) == 0
     assert json.loads((tmp_path / "empty.json").read_text()) == []
+
+
+def test_batch_job_from_python(qwen_explainer, tmp_path):
+    from fairforge_attr.io import BatchJob
+    from tests.cli.conftest import SAMPLE
+
+    seen = []
+    job = BatchJob(qwen_explainer, tmp_path / "out.jsonl", method="occlusion", granularity="word")
+    job.on_progress = seen.append
+    job.run(SAMPLE / "batch_mixed.jsonl", errors_path=tmp_path / "errors.jsonl")
+    assert job.finish() == (10, 6)
+    assert sorted(seen) == ["failed"] * 6 + ["ok"] * 4
+    assert len((tmp_path / "errors.jsonl").read_text().splitlines()) == 6
