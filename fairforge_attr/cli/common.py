@@ -118,9 +118,10 @@ def method_options(
     for name, (flag, _) in given.items():
         if name not in valid:
             takers = [m.value for m, s in REGISTRY.items() if name in s.options_model.model_fields]
-            takes = ", ".join(flag_of(n) for n in valid) or "no options"
+            takes = ("takes: " + ", ".join(flag_of(n) for n in valid)) if valid else "takes no options"
+            subject = f"{name} does" if flag.startswith("--option") else "does"
             raise typer.BadParameter(
-                f"{flag} does not apply to {spec.method.value} (it takes: {takes}). "
+                f"{subject} not apply to {spec.method.value}, which {takes}. "
                 + (f"Methods that take it: {', '.join(takers)}." if takers else "No method takes it."),
                 param_hint=flag.split()[0],
             )
