@@ -1,0 +1,271 @@
+"""fairforge_attr against captum and the roofline, in one process (``make bench``).
+
+    python -m benchmarks.run                 # the full run (by hand; long on a CPU)
+    python -m benchmarks.run --quick         # CI: checks that every part runs (< 1 min)
+    python -m benchmarks.run --device cuda   # float16 by default there
+    python -m benchmarks.run --tune          # also sweep the token budget
+
+Every implementation gets the same model, the same input, the same target and the same
+number of samples; see perturbation.py and gradient.py for what each one runs. Results go to
+``--json`` and ``--md`` and a table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import batch as batch_mod
+from . import gradient, perturbation, report
+from .inputs import INPUTS
+from .measure import Timing, measure_once
+from .models import MODELS, load, n_parameters
+from .tune import sweep
+
+HERE = Path(__file__).parent
+
+FULL = {
+    "models": list(MODELS),
+    "inputs": ["short", "long"],
+    "samples": {  # n_samples per method and input (occlusion: every unit, always)
+        "short": {"lime": 32, "kernel_shap": 32, "sobol": 4},
+        "long": {"lime": 32, "kernel_shap": 32, "sobol": 2},
+    },
+    "ig_steps": 8,
+    "repeats": 3,
+    "captum_seq_repeats": 2,
+    "captum_default_repeats": 1,
+    # captum's LayerIntegratedGradients runs n_target x n_steps forward+backward passes over
+    # the whole sequence: on a CPU, hours for the 30M model on the long input.
+    "skip_captum_lig": [["qwen3-30m", "long"]],
+    "batch": {"n_items": 64, "method": "occlusion", "options": {}, "repeats": 2},
+    "memory": {"n_items": 16, "n_samples": 32},
+}
+QUICK = {
+    "models": ["demo"],
+    "inputs": ["tiny"],
+    "samples": {"tiny": {"lime": 8, "kernel_shap": 8, "sobol": 2}},
+    "ig_steps": 4,
+    "repeats": 1,
+    "captum_seq_repeats": 1,
+    "captum_default_repeats": 1,
+    "skip_captum_lig": [],
+    "batch": {"n_items": 8, "method": "occlusion", "options": {}, "repeats": 1},
+    "memory": {"n_items": 4, "n_samples": 8},
+}
+
+
+def _options(cfg: dict, input_name: str, method: str) -> dict:
+    n = cfg["samples"][input_name].get(method)
+    return {} if n is None else {"n_samples": n}
+
+
+def _time_impls(impls: dict[str, tuple], device, repeats: dict[str, int]) -> dict[str, dict]:
+    """Interleaved repeats (so drifting machine load hits every implementation alike); the
+    first run of each also records its peak memory. Failures are recorded, not raised."""
+    timings = {name: Timing() for name in impls}
+    errors: dict[str, str] = {}
+    for rep in range(max(repeats.values())):
+        for name, (run, _) in impls.items():
+            if rep >= repeats[name] or name in errors:
+                continue
+            try:
+                measure_once(run, device, timings[name], memory=rep == 0)
+            except Exception as exc:  # a broken baseline must not stop the benchmark
+                errors[name] = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc(file=sys.stderr)
+    out = {}
+    for name, (_, counts) in impls.items():
+        if name in errors:
+            out[name] = {"error": errors[name]}
+        else:
+            timings[name].counts = counts() if callable(counts) else counts
+            out[name] = timings[name].to_json()
+    return out
+
+
+def perturbation_case(subject, model_name, input_name, method, cfg, args) -> dict[str, Any]:
+    options = _options(cfg, input_name, method)
+    impls = {
+        "roofline": perturbation.roofline(subject, method, options),
+        "ours": perturbation.ours(subject, method, options),
+    }
+    repeats = {"roofline": cfg["repeats"], "ours": cfg["repeats"]}
+    if method in perturbation.CAPTUM_METHODS and not args.no_captum:
+        impls["captum_seq"] = perturbation.captum(subject, method, options, forward_in_tokens=False)
+        repeats["captum_seq"] = cfg["captum_seq_repeats"]
+        if not args.no_captum_default:
+            impls["captum_default"] = perturbation.captum(subject, method, options, forward_in_tokens=True)
+            repeats["captum_default"] = cfg["captum_default_repeats"]
+    for name in ("roofline", "ours"):  # warm-up
+        impls[name][0]()
+    return _case(subject, model_name, input_name, method, options, impls, repeats)
+
+
+def gradient_case(subject, model_name, input_name, method, cfg, args) -> dict[str, Any] | None:
+    options, n_seq = gradient.GRADIENT_CASES[method](cfg["ig_steps"])
+    mine = gradient.ours_gradient(subject, method, options)
+    if mine is None:
+        print(f"  {method}: not in this build, skipped", flush=True)
+        return None
+    impls = {"roofline": gradient.roofline_backward(subject, n_seq), "ours": mine}
+    repeats = {"roofline": cfg["repeats"], "ours": cfg["repeats"]}
+    skip = [model_name, input_name] in cfg["skip_captum_lig"]
+    if method == "integrated_gradients" and not args.no_captum and not skip:
+        impls["captum_lig"] = gradient.captum_lig(subject, cfg["ig_steps"])
+        repeats["captum_lig"] = 1
+    for name in ("roofline", "ours"):
+        impls[name][0]()
+    return _case(subject, model_name, input_name, method, options, impls, repeats)
+
+
+def _case(subject, model_name, input_name, method, options, impls, repeats) -> dict[str, Any]:
+    enc = subject.encoded
+    timed = _time_impls(impls, subject.device, repeats)
+    case = {
+        "model": model_name,
+        "input": input_name,
+        "method": method,
+        "samples": options.get("n_samples", options.get("n_steps")),
+        "options": options,
+        "n_units": enc.n_units,
+        "seq_len": enc.seq_len,
+        "n_target": enc.n_target_tokens,
+        "shared_prefix": enc.first_attributable_token(),
+        "impls": timed,
+        "ratios": report.ratios(timed),
+    }
+    secs = ", ".join(f"{k} {v.get('seconds', float('nan')):.3f}s" for k, v in timed.items())
+    print(f"  {model_name}/{input_name}/{method}: {secs}", flush=True)
+    return case
+
+
+def _meta(args, cfg, device, dtype) -> dict[str, Any]:
+    import captum
+    import transformers
+
+    mem = "cuda max_memory_allocated delta" if device.type == "cuda" else "peak RSS delta (1 ms sampler)"
+    return {
+        "mode": "quick" if args.quick else "full",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "dtype": str(dtype).removeprefix("torch."),
+        "machine": f"{platform.machine()}, {platform.processor() or platform.system()}",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "captum": captum.__version__,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "repeats": cfg["repeats"],
+        "captum_seq_repeats": cfg["captum_seq_repeats"],
+        "captum_default_repeats": cfg["captum_default_repeats"],
+        "memory_method": mem,
+        "config": cfg,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="CI mode: demo model, tiny input, 1 run")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--dtype", default=None, help="default: float16 on cuda, float32 on cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--models", nargs="+", choices=MODELS, default=None)
+    p.add_argument("--inputs", nargs="+", choices=sorted(INPUTS), default=None)
+    p.add_argument("--methods", nargs="+", default=None, help="default: every available method")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--no-captum", action="store_true")
+    p.add_argument("--no-captum-default", action="store_true", help="skip token-by-token captum")
+    p.add_argument("--no-batch", action="store_true", help="skip the batch and memory runs")
+    p.add_argument("--tune", action="store_true", help="also sweep the token budget (30M model)")
+    p.add_argument("--fp16-check", action="store_true", help="float16 vs float32 (cuda only)")
+    p.add_argument("--json", type=Path, default=None, help="default: benchmarks/results_<device>.json")
+    p.add_argument("--md", type=Path, default=None, help="default: benchmarks/RESULTS[_gpu].md")
+    args = p.parse_args(argv)
+
+    cfg = json.loads(json.dumps(QUICK if args.quick else FULL))
+    for key in ("models", "inputs", "repeats"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    cfg["captum_seq_repeats"] = min(cfg["captum_seq_repeats"], cfg["repeats"])
+    threads_before = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from fairforge_attr.models import resolve_device, resolve_dtype
+
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    tag = "gpu" if device.type == "cuda" else "cpu"
+    json_path = args.json or HERE / f"results_{tag}{'_quick' if args.quick else ''}.json"
+    md_path = args.md or HERE / ("RESULTS.md" if tag == "cpu" and not args.quick else f"RESULTS_{tag}.md")
+    try:
+        result = _run(args, cfg, device, dtype)
+    finally:
+        torch.set_num_threads(threads_before)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=1, default=str))
+    md = report.markdown(result)
+    md_path.write_text(md + "\n")
+    print(md)
+    print(f"\nwrote {json_path} and {md_path}")
+    return result
+
+
+def _run(args, cfg, device, dtype) -> dict[str, Any]:
+    from fairforge_attr.methods.registry import REGISTRY, Family
+
+    result: dict[str, Any] = {"meta": _meta(args, cfg, device, dtype), "cases": [], "batch": [], "memory": []}
+    available = [m.value for m, s in REGISTRY.items() if s.available]
+    methods = args.methods or [m for m in report.PERTURBATION if m in available] + list(
+        gradient.GRADIENT_CASES
+    )
+    models_info = {}
+    for model_name in cfg["models"]:
+        model, tok = load(model_name, str(device), dtype)
+        models_info[model_name] = {"parameters": n_parameters(model), "class": type(model).__name__}
+        print(f"{model_name}: {models_info[model_name]}", flush=True)
+        for input_name in cfg["inputs"]:
+            subject = perturbation.Subject.make(model, tok, INPUTS[input_name], None)
+            for method in methods:
+                family = REGISTRY[next(m for m in REGISTRY if m.value == method)].family
+                if family is Family.PERTURBATION:
+                    case = perturbation_case(subject, model_name, input_name, method, cfg, args)
+                else:
+                    case = gradient_case(subject, model_name, input_name, method, cfg, args)
+                if case is not None:
+                    result["cases"].append(case)
+        if not args.no_batch:
+            b = cfg["batch"]
+            row = batch_mod.batch_throughput(
+                model, tok, device, b["n_items"], b["method"], b["options"], b["repeats"]
+            )
+            result["batch"].append({"model": model_name, **row})
+            print(f"  batch: {row['batch_over_loop']:.2f}x items/s over a loop", flush=True)
+            m = cfg["memory"]
+            budget = subject.explainer.engine.token_budget
+            mem = batch_mod.memory_scaling(model, tok, device, m["n_items"], m["n_samples"], budget)
+            result["memory"].append({"model": model_name, **mem})
+            print(f"  memory: {mem}", flush=True)
+        if args.tune and model_name == "qwen3-30m":
+            items = {k: INPUTS[k] for k in cfg["inputs"]}
+            result["tuning"] = sweep(model, tok, model_name, items, device, repeats=2, n_samples=32)
+        del model
+    result["models"] = models_info
+    if args.fp16_check and device.type == "cuda":
+        from .fp16 import fp16_check
+
+        result["fp16_check"] = fp16_check("qwen3-30m", device)
+    result["targets"] = report.evaluate_targets(result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
