@@ -43,3 +43,21 @@ def fp16_check(model_name: str, device) -> list[dict]:
     del half, full
     torch.cuda.empty_cache()
     return rows
+
+
+def main() -> None:
+    """``python -m benchmarks.fp16 OUT.json``: the check on the GPU, one JSON file."""
+    import json
+    import sys
+
+    if not torch.cuda.is_available():
+        raise SystemExit("the float16 check needs a CUDA GPU")
+    rows = fp16_check("qwen3-30m", torch.device("cuda"))
+    bad = [r for r in rows if r["nan"] or r["pearson"] < 0.99]
+    with open(sys.argv[1], "w") as f:
+        json.dump({"rows": rows, "ok": not bad}, f, indent=1)
+    print("fp16 check:", "ok" if not bad else f"{len(bad)} row(s) off", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -162,3 +162,19 @@ def markdown(result: dict[str, Any]) -> str:
             out.append(f"| {c['target']} | {c['where']} | {_fmt(c['value'])} | {bound} | {met} |")
         out.append("")
     return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.report RESULTS.json RESULTS.md``: the markdown of a (partial) run."""
+    import json
+    import sys
+    from pathlib import Path
+
+    src, dst = (argv if argv is not None else sys.argv[1:])[:2]
+    result = json.loads(Path(src).read_text())
+    result.setdefault("targets", evaluate_targets(result))
+    Path(dst).write_text(markdown(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

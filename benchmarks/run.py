@@ -45,7 +45,7 @@ FULL = {
     "captum_default_repeats": 1,
     # captum's LayerIntegratedGradients runs n_target x n_steps forward+backward passes over
     # the whole sequence: on a CPU, hours for the 30M model on the long input.
-    "skip_captum_lig": [["qwen3-30m", "long"]],
+    "skip_captum_lig_cpu": [["qwen3-30m", "long"]],
     "batch": {"n_items": 64, "method": "occlusion", "options": {}, "repeats": 2},
     "memory": {"n_items": 16, "n_samples": 32},
 }
@@ -57,7 +57,7 @@ QUICK = {
     "repeats": 1,
     "captum_seq_repeats": 1,
     "captum_default_repeats": 1,
-    "skip_captum_lig": [],
+    "skip_captum_lig_cpu": [],
     "batch": {"n_items": 8, "method": "occlusion", "options": {}, "repeats": 1},
     "memory": {"n_items": 4, "n_samples": 8},
 }
@@ -102,11 +102,13 @@ def perturbation_case(subject, model_name, input_name, method, cfg, args) -> dic
     if method in perturbation.CAPTUM_METHODS and not args.no_captum:
         impls["captum_seq"] = perturbation.captum(subject, method, options, forward_in_tokens=False)
         repeats["captum_seq"] = cfg["captum_seq_repeats"]
-        if not args.no_captum_default:
+        if args.captum_default_methods is None or method in args.captum_default_methods:
             impls["captum_default"] = perturbation.captum(subject, method, options, forward_in_tokens=True)
             repeats["captum_default"] = cfg["captum_default_repeats"]
-    for name in ("roofline", "ours"):  # warm-up
-        impls[name][0]()
+    if args.warm_up:  # the first case of each (model, input) warms the model up
+        args.warm_up = False
+        for name in ("roofline", "ours"):
+            impls[name][0]()
     return _case(subject, model_name, input_name, method, options, impls, repeats)
 
 
@@ -118,11 +120,11 @@ def gradient_case(subject, model_name, input_name, method, cfg, args) -> dict[st
         return None
     impls = {"roofline": gradient.roofline_backward(subject, n_seq), "ours": mine}
     repeats = {"roofline": cfg["repeats"], "ours": cfg["repeats"]}
-    skip = [model_name, input_name] in cfg["skip_captum_lig"]
+    skip = subject.device.type == "cpu" and [model_name, input_name] in cfg["skip_captum_lig_cpu"]
     if method == "integrated_gradients" and not args.no_captum and not skip:
         impls["captum_lig"] = gradient.captum_lig(subject, cfg["ig_steps"])
         repeats["captum_lig"] = 1
-    for name in ("roofline", "ours"):
+    for name in ("roofline", "ours"):  # the backward pass has its own first-call costs
         impls[name][0]()
     return _case(subject, model_name, input_name, method, options, impls, repeats)
 
@@ -183,7 +185,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--methods", nargs="+", default=None, help="default: every available method")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--no-captum", action="store_true")
-    p.add_argument("--no-captum-default", action="store_true", help="skip token-by-token captum")
+    p.add_argument(
+        "--captum-default-methods",
+        nargs="*",
+        default=None,
+        help="methods to run captum's token-by-token default for (default: all; none: skip)",
+    )
     p.add_argument("--no-batch", action="store_true", help="skip the batch and memory runs")
     p.add_argument("--tune", action="store_true", help="also sweep the token budget (30M model)")
     p.add_argument("--fp16-check", action="store_true", help="float16 vs float32 (cuda only)")
@@ -206,11 +213,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tag = "gpu" if device.type == "cuda" else "cpu"
     json_path = args.json or HERE / f"results_{tag}{'_quick' if args.quick else ''}.json"
     md_path = args.md or HERE / ("RESULTS.md" if tag == "cpu" and not args.quick else f"RESULTS_{tag}.md")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        result = _run(args, cfg, device, dtype)
+        result = _run(args, cfg, device, dtype, json_path)
     finally:
         torch.set_num_threads(threads_before)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=1, default=str))
     md = report.markdown(result)
     md_path.write_text(md + "\n")
@@ -219,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
-def _run(args, cfg, device, dtype) -> dict[str, Any]:
+def _run(args, cfg, device, dtype, json_path: Path) -> dict[str, Any]:
     from fairforge_attr.methods.registry import REGISTRY, Family
 
     result: dict[str, Any] = {"meta": _meta(args, cfg, device, dtype), "cases": [], "batch": [], "memory": []}
@@ -234,6 +241,7 @@ def _run(args, cfg, device, dtype) -> dict[str, Any]:
         print(f"{model_name}: {models_info[model_name]}", flush=True)
         for input_name in cfg["inputs"]:
             subject = perturbation.Subject.make(model, tok, INPUTS[input_name], None)
+            args.warm_up = True
             for method in methods:
                 family = REGISTRY[next(m for m in REGISTRY if m.value == method)].family
                 if family is Family.PERTURBATION:
@@ -242,6 +250,8 @@ def _run(args, cfg, device, dtype) -> dict[str, Any]:
                     case = gradient_case(subject, model_name, input_name, method, cfg, args)
                 if case is not None:
                     result["cases"].append(case)
+                    # partial results survive a crash or a kill of a long run
+                    json_path.write_text(json.dumps(result, indent=1, default=str))
         if not args.no_batch:
             b = cfg["batch"]
             row = batch_mod.batch_throughput(

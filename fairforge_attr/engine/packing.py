@@ -20,6 +20,7 @@ target ends at the last position; explicit position ids keep every token at its 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -54,21 +55,18 @@ class RowTable:
 
 def row_table(encoded: EncodedInput, keep: torch.Tensor, baseline: Baseline) -> RowTable:
     """Prefix bookkeeping for one request, vectorised over its variants."""
-    seq_len = encoded.seq_len
-    first_token = torch.full((max(encoded.n_units, 1),), seq_len, dtype=torch.long)
+    seq_len, n_units = encoded.seq_len, encoded.n_units
     owner = encoded.unit_of_token
     owned = owner >= 0
-    first_token = first_token.scatter_reduce(0, owner[owned], torch.nonzero(owned).squeeze(1), reduce="amin")[
-        : encoded.n_units
-    ]
+    # One extra always-kept unit starting at seq_len: a row that removes nothing changes
+    # nothing before the end, and no reduction runs over an empty dimension.
+    first_token = torch.full((n_units + 1,), seq_len, dtype=torch.long)
+    first_token = first_token.scatter_reduce(0, owner[owned], torch.nonzero(owned).squeeze(1), reduce="amin")
+    kept = torch.cat([keep, torch.ones(keep.shape[0], 1, dtype=torch.bool)], 1)
     never = torch.tensor(seq_len)
-    first_change = torch.where(~keep, first_token, never).amin(1) if keep.shape[1] else None
-    if first_change is None:
-        first_change = torch.full((keep.shape[0],), seq_len)
-        lcp_prev = torch.full((keep.shape[0],), seq_len)
-    else:
-        differs = keep[1:] != keep[:-1]
-        lcp_prev = torch.cat([torch.tensor([seq_len]), torch.where(differs, first_token, never).amin(1)])
+    first_change = torch.where(~kept, first_token, never).amin(1)
+    lcp_prev = torch.where(kept[1:] != kept[:-1], first_token, never).amin(1)
+    lcp_prev = torch.cat([never.unsqueeze(0), lcp_prev])
     return RowTable(keep, encoded, baseline, first_change.tolist(), lcp_prev.tolist())
 
 
@@ -116,34 +114,23 @@ def plan_chunks(tables: Sequence[RowTable], order: Sequence[int], budgets: Budge
     A chunk grows while its compute cost, its memory and its logits fit; the shared prefix of
     a chunk is the smallest common prefix of consecutive rows (rows are sorted, so that is the
     prefix of all of them)."""
-    segments: list[list[int]] = []
-    rows = longest = longest_t = prefix = 0
-    last = (0, 0)  # (table, variant) of the previous row
-
-    def flush() -> Chunk:
-        share = budgets.use_prefix and _worth_sharing(prefix, rows, longest)
-        return Chunk([(a, b, c) for a, b, c in segments], prefix if share else 0, longest, longest_t)
-
+    rows: list[tuple[int, int]] = []
+    longest = longest_t = prefix = 0
     for t in order:
         table = tables[t]
         length, n_t = table.encoded.seq_len, table.encoded.n_target_tokens
         for v in range(table.n_variants):
             new_prefix = table.max_prefix
             if rows:
-                new_prefix = min(prefix, new_prefix, _link(tables, last, (t, v)))
-            new_rows, new_longest, new_t = rows + 1, max(longest, length), max(longest_t, n_t)
-            if rows and not _fits(budgets, new_prefix, new_rows, new_longest, new_t):
-                yield flush()
-                segments = []
-                new_prefix, new_rows, new_longest, new_t = table.max_prefix, 1, length, n_t
-            if segments and segments[-1][0] == t:
-                segments[-1][2] = v + 1
-            else:
-                segments.append([t, v, v + 1])
-            rows, longest, longest_t, prefix = new_rows, new_longest, new_t, new_prefix
-            last = (t, v)
+                new_prefix = min(prefix, new_prefix, _link(tables, rows[-1], (t, v)))
+            new_longest, new_t = max(longest, length), max(longest_t, n_t)
+            if rows and not _fits(budgets, new_prefix, len(rows) + 1, new_longest, new_t):
+                yield _chunk(rows, prefix, longest, longest_t, budgets.use_prefix)
+                rows, new_prefix, new_longest, new_t = [], table.max_prefix, length, n_t
+            rows.append((t, v))
+            longest, longest_t, prefix = new_longest, new_t, new_prefix
     if rows:
-        yield flush()
+        yield _chunk(rows, prefix, longest, longest_t, budgets.use_prefix)
 
 
 def split_chunk(tables: Sequence[RowTable], chunk: Chunk, use_prefix: bool) -> list[Chunk]:
@@ -151,21 +138,24 @@ def split_chunk(tables: Sequence[RowTable], chunk: Chunk, use_prefix: bool) -> l
     rows = [(t, v) for t, start, end in chunk.segments for v in range(start, end)]
     halves = []
     for part in (rows[: len(rows) // 2], rows[len(rows) // 2 :]):
-        segments: list[list[int]] = []
-        prefix = tables[part[0][0]].max_prefix
-        for i, (t, v) in enumerate(part):
-            prefix = min(prefix, tables[t].max_prefix)
-            if i:
-                prefix = min(prefix, _link(tables, part[i - 1], (t, v)))
-            if segments and segments[-1][0] == t:
-                segments[-1][2] = v + 1
-            else:
-                segments.append([t, v, v + 1])
+        prefix = min(tables[t].max_prefix for t, _ in part)
+        prefix = min([prefix] + [_link(tables, a, b) for a, b in itertools.pairwise(part)])
         longest = max(tables[t].encoded.seq_len for t, _ in part)
         longest_t = max(tables[t].encoded.n_target_tokens for t, _ in part)
-        share = use_prefix and _worth_sharing(prefix, len(part), longest)
-        halves.append(Chunk([(a, b, c) for a, b, c in segments], prefix if share else 0, longest, longest_t))
+        halves.append(_chunk(part, prefix, longest, longest_t, use_prefix))
     return halves
+
+
+def _chunk(rows: list[tuple[int, int]], prefix: int, longest: int, longest_t: int, use_prefix: bool) -> Chunk:
+    """A chunk of ``rows`` (consecutive variants of a table become one segment)."""
+    segments: list[tuple[int, int, int]] = []
+    for t, v in rows:
+        if segments and segments[-1][0] == t and segments[-1][2] == v:
+            segments[-1] = (t, segments[-1][1], v + 1)
+        else:
+            segments.append((t, v, v + 1))
+    share = use_prefix and _worth_sharing(prefix, len(rows), longest)
+    return Chunk(segments, prefix if share else 0, longest, longest_t)
 
 
 def _link(tables: Sequence[RowTable], a: tuple[int, int], b: tuple[int, int]) -> int:

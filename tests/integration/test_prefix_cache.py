@@ -114,3 +114,26 @@ def test_models_without_a_cache_argument_are_scored_plainly(qwen_pair):
     want = Engine(model, token_budget=300, prefix_cache=False).score(reqs)
     for g, w in zip(engine.score(reqs), want):
         assert torch.allclose(g.log_probs, w.log_probs, atol=1e-5)
+
+
+def test_out_of_memory_with_a_shared_prefix_splits_and_matches(qwen_pair):
+    model, tok = qwen_pair
+    engine = Engine(model, token_budget=600)
+    reqs = _requests(tok, engine.vocab_size)
+    want = Engine(model, token_budget=600, prefix_cache=False).score(reqs)
+    real_forward = model.forward
+
+    def flaky(*args, **kwargs):
+        if kwargs["input_ids"].shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(*args, **kwargs)
+
+    model.forward = flaky
+    try:
+        got = engine.score(reqs)
+    finally:
+        del model.forward
+    for g, w in zip(got, want):
+        assert torch.allclose(g.log_probs, w.log_probs, atol=1e-4)
+    assert engine.stats.prefix_tokens_saved > 0
+    assert engine.token_budget < 600
