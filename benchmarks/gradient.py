@@ -23,7 +23,13 @@ from .perturbation import CallCounter, Subject, ours
 
 # method -> (options, sequences differentiated). n_steps / n_samples are set by the runner.
 GRADIENT_CASES: dict[str, Callable[[int], tuple[dict, int]]] = {
+    "saliency": lambda s: ({}, 1),
+    "input_x_gradient": lambda s: ({}, 1),
     "integrated_gradients": lambda s: ({"n_steps": s}, s),
+    "gradient_shap": lambda s: ({"n_samples": s}, s),
+    "smooth_grad": lambda s: ({"n_samples": s}, s),
+    "square_grad": lambda s: ({"n_samples": s}, s),
+    "var_grad": lambda s: ({"n_samples": s}, s),
 }
 
 

@@ -40,7 +40,7 @@ def evaluate_targets(result: dict[str, Any], model: str = TARGET_MODEL) -> list[
                 checks.append(
                     _check("captum(default) / ours", r["captum_default_over_ours"], 50.0, False, where)
                 )
-        else:
+        elif case["method"] == "integrated_gradients":
             checks.append(_check("ours / fwd+bwd", r.get("ours_over_roofline"), 1.25, True, where))
             if "captum_lig_over_ours" in r:
                 checks.append(_check("captum LIG / ours", r["captum_lig_over_ours"], 20.0, False, where))
