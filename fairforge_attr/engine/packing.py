@@ -201,7 +201,7 @@ class ChunkTensors:
     """What one chunk's forward gets (on the CPU; the engine moves them)."""
 
     prefix_ids: torch.Tensor | None  # [1, P]
-    prefix_mask: torch.Tensor | None  # [1, P] long, 0 = hidden
+    prefix_mask: torch.Tensor | None  # [1, P] long, 0 = hidden; None when nothing is hidden
     ids: torch.Tensor  # [n, S]
     attention: torch.Tensor | None  # [n, P + S] long, None when nothing is padded or hidden
     positions: torch.Tensor | None  # [n, S], None when the default positions are right
@@ -233,13 +233,13 @@ def build_chunk(tables: Sequence[RowTable], chunk: Chunk) -> ChunkTensors:
         targets[row : row + g, max_t - enc.n_target_tokens :] = enc.target_ids
         n_target[row : row + g] = enc.n_target_tokens
         row += g
-    plain = bool(real.all()) and not bool(hidden.any()) and not (p and bool(prefix_hidden.any()))
-    attention = positions = prefix_mask = None
-    if p:
-        prefix_mask = (~prefix_hidden).long()
+    prefix_mask = (~prefix_hidden).long() if p and bool(prefix_hidden.any()) else None
+    plain = bool(real.all()) and not bool(hidden.any()) and prefix_mask is None
+    attention = positions = None
     if not plain:
         attention = (real & ~hidden).long()
         if p:
-            attention = torch.cat([prefix_mask.expand(n, -1), attention], 1)
+            head = prefix_mask if prefix_mask is not None else torch.ones(1, p, dtype=torch.long)
+            attention = torch.cat([head.expand(n, -1), attention], 1)
         positions = p + (real.long().cumsum(-1) - 1).clamp(min=0)
     return ChunkTensors(prefix_ids, prefix_mask, ids, attention, positions, targets, n_target)

@@ -36,15 +36,16 @@ class PrefixCache:
     def disable(self) -> None:
         self.supported = False
 
-    def run_prefix(self, ids: torch.Tensor, mask: torch.Tensor):
-        """The model's cache after ``ids`` [1, P] (``mask`` [1, P], 0 = hidden)."""
+    def run_prefix(self, ids: torch.Tensor, mask: torch.Tensor | None):
+        """The model's cache after ``ids`` [1, P] (``mask`` [1, P], 0 = hidden; None: none
+        hidden, decided on the host so that no device value is waited for)."""
         p = ids.shape[1]
         kwargs = {
             "input_ids": ids,
             "position_ids": torch.arange(p, device=ids.device).unsqueeze(0),
             "use_cache": True,
         }
-        if not bool(mask.all()):
+        if mask is not None:
             kwargs["attention_mask"] = mask
         if self.backbone is not None:
             out = self.backbone(**kwargs)

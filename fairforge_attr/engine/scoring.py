@@ -251,7 +251,8 @@ class Engine:
             if self._position_ids:
                 kwargs["position_ids"] = batch.positions.to(dev, non_blocking=True)
         if prefix:
-            cache = self.prefix.run_prefix(batch.prefix_ids.to(dev), batch.prefix_mask.to(dev))
+            mask = None if batch.prefix_mask is None else batch.prefix_mask.to(dev)
+            cache = self.prefix.run_prefix(batch.prefix_ids.to(dev), mask)
             kwargs[self.prefix.cache_kwarg] = self.prefix.expand(cache, batch.ids.shape[0])
             kwargs["use_cache"] = True
             if "position_ids" not in kwargs:
