@@ -103,7 +103,9 @@ def case_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def markdown(result: dict[str, Any]) -> str:
+def markdown(result: dict[str, Any], notes: str = "") -> str:
+    """RESULTS.md: the tables, the target checks, then ``notes`` (the analysis, kept in
+    benchmarks/notes.md so that a rerun keeps it)."""
     meta = result["meta"]
     out = [
         f"# Benchmark results ({meta['device']}, {meta['dtype']}, mode {meta['mode']})",
@@ -161,19 +163,23 @@ def markdown(result: dict[str, Any]) -> str:
             met = {True: "yes", False: "**no**", None: "-"}[c["met"]]
             out.append(f"| {c['target']} | {c['where']} | {_fmt(c['value'])} | {bound} | {met} |")
         out.append("")
+    if notes:
+        out += [notes.strip(), ""]
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m benchmarks.report RESULTS.json RESULTS.md``: the markdown of a (partial) run."""
+    """``python -m benchmarks.report RESULTS.json RESULTS.md [NOTES.md]``: the markdown of a
+    (possibly partial) run."""
     import json
     import sys
     from pathlib import Path
 
-    src, dst = (argv if argv is not None else sys.argv[1:])[:2]
-    result = json.loads(Path(src).read_text())
+    args = argv if argv is not None else sys.argv[1:]
+    result = json.loads(Path(args[0]).read_text())
     result.setdefault("targets", evaluate_targets(result))
-    Path(dst).write_text(markdown(result) + "\n")
+    notes = Path(args[2]).read_text() if len(args) > 2 else ""
+    Path(args[1]).write_text(markdown(result, notes) + "\n")
 
 
 if __name__ == "__main__":

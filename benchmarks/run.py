@@ -219,7 +219,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         torch.set_num_threads(threads_before)
     json_path.write_text(json.dumps(result, indent=1, default=str))
-    md = report.markdown(result)
+    notes = HERE / "notes.md"
+    keep_notes = tag == "cpu" and not args.quick and notes.exists()
+    md = report.markdown(result, notes.read_text() if keep_notes else "")
     md_path.write_text(md + "\n")
     print(md)
     print(f"\nwrote {json_path} and {md_path}")
