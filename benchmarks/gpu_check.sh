@@ -41,7 +41,6 @@ timeout 75 python3 -m benchmarks.fp16 "$OUT/fp16.json" || elapsed "fp16 check fa
 elapsed "benchmark"
 # --json is rewritten after every case, so a run stopped by the timeout keeps what it did.
 timeout 300 python3 -m benchmarks.run --device cuda --repeats 5 --tune \
-  --captum-default-methods occlusion \
   --json "$OUT/results_gpu.json" --md "$OUT/RESULTS_gpu.md" || elapsed "benchmark stopped early"
 if [ -f "$OUT/results_gpu.json" ] && [ ! -s "$OUT/RESULTS_gpu.md" -o "$OUT/results_gpu.json" -nt "$OUT/RESULTS_gpu.md" ]; then
   python3 -m benchmarks.report "$OUT/results_gpu.json" "$OUT/RESULTS_gpu.md"

@@ -182,3 +182,28 @@ def captum(
         return out
 
     return run, lambda: dict(last)
+
+
+def captum_default_one_variant(subject: Subject, method: str) -> tuple[Callable[[], Any], Callable[[], dict]]:
+    """captum's token-by-token forward for ONE variant (the unperturbed prompt), exactly as its
+    default ``attribute`` calls it for every variant. The runner multiplies its time by the
+    number of variants captum evaluates (from the ``forward_in_tokens=False`` run), for the
+    cases where the full run would take hours on a CPU: under transformers 5.x captum 0.9's
+    cached decoding does not advance ``cache_position``, so every step re-runs the whole
+    sequence against a cache that keeps growing."""
+    import captum.attr as ca
+
+    attr = ca.LLMAttribution(getattr(ca, CAPTUM_METHODS[method])(subject.model), subject.tokenizer)
+    inp = captum_input(subject)
+    target_tokens = attr._get_target_tokens(inp, subject.target)
+    last: dict[str, Any] = {}
+
+    def run():
+        with CallCounter(subject.model) as counter, torch.no_grad():
+            out = attr._forward_func(
+                None, inp, target_tokens, use_cached_outputs=True, forward_in_tokens=True
+            )
+        last.update(counter.counts())
+        return out
+
+    return run, lambda: dict(last)

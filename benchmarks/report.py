@@ -71,6 +71,11 @@ def _fmt(x: Any, digits: int = 2) -> str:
     return str(x)
 
 
+def _seconds(impl: dict[str, Any]) -> str:
+    text = _fmt(impl.get("seconds"), 3) if "error" not in impl else "error"
+    return text + (" (est.)" if impl.get("estimated_from_one_variant") else "")
+
+
 COLUMNS = ("roofline", "ours", "captum_seq", "captum_default", "captum_lig")
 
 
@@ -89,7 +94,7 @@ def case_table(result: dict[str, Any]) -> list[str]:
             c["input"],
             c["method"],
             _fmt(c.get("samples")),
-            *(_fmt(imp.get(k, {}).get("seconds"), 3) for k in COLUMNS),
+            *(_seconds(imp.get(k, {})) for k in COLUMNS),
             _fmt(r.get("ours_over_roofline")),
             _fmt(r.get("captum_seq_over_ours"), 1),
             _fmt(r.get("captum_default_over_ours"), 1),
@@ -114,7 +119,8 @@ def markdown(result: dict[str, Any], notes: str = "") -> str:
         f"captum {meta['captum']}; {meta['threads']} thread(s); {meta['date']}.",
         f"Seconds are medians of {meta['repeats']} runs after a warm-up (captum seq: "
         f"{meta['captum_seq_repeats']}, captum default: {meta['captum_default_repeats']}). "
-        f"Peak memory: {meta['memory_method']}.",
+        f"Peak memory: {meta['memory_method']}. (est.): captum's token-by-token default timed on "
+        "one variant and multiplied by the variants captum evaluates.",
         "",
         "## Per method, input and model",
         "",
