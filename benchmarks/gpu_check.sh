@@ -3,8 +3,9 @@
 #   1. environment: GPU, versions, imports (installs nothing from the network: wheels from
 #      benchmarks/gpu_wheels.sh, carried as .whl/, are installed into /tmp/site if present);
 #   2. float16 correctness: fp16 scores close to fp32 on the 30M model, no NaN;
-#   3. the full benchmark on cuda (float16), captum's token-by-token default for occlusion only
-#      (it costs one model call per target token per variant), plus the token-budget sweep.
+#   3. the full benchmark on cuda (float16), 5 repeats, plus the token-budget sweep; captum's
+#      token-by-token default runs in full for occlusion on the short input and is timed on one
+#      variant elsewhere (see benchmarks/perturbation.py).
 # Writes into $OUT/: log.txt, env.txt, fp16.json, results_gpu.json, RESULTS_gpu.md.
 # Python packages imported: torch (CUDA), transformers, tokenizers, safetensors,
 # huggingface_hub, captum (+ matplotlib, tqdm), scikit-learn (captum's Lime), numpy,
