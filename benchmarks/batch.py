@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from fairforge_attr import AttributionExplainer
 
 from .inputs import SHORT, batch_items
@@ -43,9 +41,8 @@ def batch_throughput(model, tokenizer, device, n_items: int, method: str, option
 
 
 def memory_scaling(model, tokenizer, device, n_items: int, n_samples: int, budget: int):
-    """Peaks (MB) of: a batch of n and 4n items; one item at n_samples and 4 x n_samples; one
-    item at a token budget and at a quarter of it."""
-    lime = {"n_samples": n_samples}
+    """Peaks (MB) of: occlusion over a batch of n and 4n items; one LIME item at n_samples
+    and 4 x n_samples (both fill several chunks); and at a quarter of the token budget."""
 
     def peak(fn) -> float | None:
         t = Timing()
@@ -58,20 +55,15 @@ def memory_scaling(model, tokenizer, device, n_items: int, n_samples: int, budge
     def one(ex, samples):
         return lambda: ex.explain(SHORT["messages"], SHORT["target"], method="lime", n_samples=samples)
 
+    def many(n):
+        return lambda: explainer.explain_batch(batch_items(n), method="occlusion")
+
     one(explainer, n_samples)()  # warm-up
-    out = {
-        "method": "lime",
+    return {
         "token_budget": budget,
-        f"batch_{n_items}_items_mb": peak(
-            lambda: explainer.explain_batch(batch_items(n_items), method="lime", **lime)
-        ),
-        f"batch_{4 * n_items}_items_mb": peak(
-            lambda: explainer.explain_batch(batch_items(4 * n_items), method="lime", **lime)
-        ),
+        f"batch_{n_items}_items_mb": peak(many(n_items)),
+        f"batch_{4 * n_items}_items_mb": peak(many(4 * n_items)),
         f"item_{n_samples}_samples_mb": peak(one(explainer, n_samples)),
         f"item_{4 * n_samples}_samples_mb": peak(one(explainer, 4 * n_samples)),
-        f"item_budget_{budget // 4}_mb": peak(one(small, 4 * n_samples)),
+        f"item_{4 * n_samples}_samples_budget_{budget // 4}_mb": peak(one(small, 4 * n_samples)),
     }
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return out

@@ -7,9 +7,11 @@ machine they say how much of the wall time was this process's own work.
 Peak memory:
 - GPU: ``torch.cuda.max_memory_allocated`` during the call minus what was allocated before
   it (the peak extra device memory the call needed).
-- CPU: the peak resident set size during the call minus the one just before it. Before the
-  call, freed heap memory is handed back to the OS (``malloc_trim``), then a thread samples
-  ``/proc/self/statm`` every millisecond. Sampling can miss a peak shorter than a
+- CPU: the peak resident set size during the call minus the one just before it. glibc is
+  told to map every buffer of 128 KiB or more on its own and unmap it when freed
+  (``mallopt(M_MMAP_THRESHOLD)``; by default it grows that threshold and keeps freed blocks,
+  so RSS would count the allocator's cache, not live tensors); before the call the heap is
+  trimmed (``malloc_trim``), then a thread samples ``/proc/self/statm`` every millisecond. Sampling can miss a peak shorter than a
   millisecond; torch's large CPU buffers live far longer than that. Where ``/proc`` is
   missing (macOS), the process's lifetime ``ru_maxrss`` is reported instead, flagged.
 """
@@ -41,6 +43,12 @@ def _libc():
 
 
 _LIBC = _libc()
+_M_MMAP_THRESHOLD = -3
+
+
+def track_live_memory() -> bool:
+    """Make RSS follow live buffers (see the module doc); True where glibc took it."""
+    return bool(_LIBC is not None and _LIBC.mallopt(_M_MMAP_THRESHOLD, 128 * 1024))
 
 
 def _rss() -> int:

@@ -26,7 +26,7 @@ import torch
 from . import batch as batch_mod
 from . import gradient, perturbation, report
 from .inputs import INPUTS
-from .measure import Timing, measure_once
+from .measure import Timing, measure_once, track_live_memory
 from .models import MODELS, load, n_parameters
 from .tune import sweep
 
@@ -50,7 +50,7 @@ FULL = {
     # the whole sequence: on a CPU, hours for the 30M model on the long input.
     "skip_captum_lig_cpu": [["qwen3-30m", "long"]],
     "batch": {"n_items": 64, "method": "occlusion", "options": {}, "repeats": 2},
-    "memory": {"n_items": 16, "n_samples": 32},
+    "memory": {"n_items": 16, "n_samples": 64},
 }
 QUICK = {
     "models": ["demo"],
@@ -134,7 +134,7 @@ def perturbation_case(subject, model_name, input_name, method, cfg, args) -> dic
         else:
             del case["impls"]["captum_default"]
         case["ratios"] = report.ratios(case["impls"])
-    return case
+    return _say(case)
 
 
 def gradient_case(subject, model_name, input_name, method, cfg, args) -> dict[str, Any] | None:
@@ -151,7 +151,7 @@ def gradient_case(subject, model_name, input_name, method, cfg, args) -> dict[st
         repeats["captum_lig"] = 1
     for name in ("roofline", "ours"):  # the backward pass has its own first-call costs
         impls[name][0]()
-    return _case(subject, model_name, input_name, method, options, impls, repeats)
+    return _say(_case(subject, model_name, input_name, method, options, impls, repeats))
 
 
 def _case(subject, model_name, input_name, method, options, impls, repeats) -> dict[str, Any]:
@@ -170,8 +170,12 @@ def _case(subject, model_name, input_name, method, options, impls, repeats) -> d
         "impls": timed,
         "ratios": report.ratios(timed),
     }
-    secs = ", ".join(f"{k} {v.get('seconds', float('nan')):.3f}s" for k, v in timed.items())
-    print(f"  {model_name}/{input_name}/{method}: {secs}", flush=True)
+    return case
+
+
+def _say(case: dict[str, Any]) -> dict[str, Any]:
+    secs = ", ".join(f"{k} {v.get('seconds', float('nan')):.3f}s" for k, v in case["impls"].items())
+    print(f"  {case['model']}/{case['input']}/{case['method']}: {secs}", flush=True)
     return case
 
 
@@ -179,7 +183,11 @@ def _meta(args, cfg, device, dtype) -> dict[str, Any]:
     import captum
     import transformers
 
-    mem = "cuda max_memory_allocated delta" if device.type == "cuda" else "peak RSS delta (1 ms sampler)"
+    mem = (
+        "cuda max_memory_allocated delta"
+        if device.type == "cuda"
+        else "peak RSS delta, 1 ms sampler, buffers >= 128 KiB unmapped when freed (benchmarks/measure.py)"
+    )
     return {
         "mode": "quick" if args.quick else "full",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -217,6 +225,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="methods to run captum's token-by-token default for (default: all; none: skip)",
     )
     p.add_argument("--no-batch", action="store_true", help="skip the batch and memory runs")
+    p.add_argument(
+        "--memory-only", action="store_true", help="only the memory runs, merged into --json if it exists"
+    )
     p.add_argument("--tune", action="store_true", help="also sweep the token budget (30M model)")
     p.add_argument("--fp16-check", action="store_true", help="float16 vs float32 (cuda only)")
     p.add_argument("--json", type=Path, default=None, help="default: benchmarks/results_<device>.json")
@@ -228,6 +239,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     cfg["captum_seq_repeats"] = min(cfg["captum_seq_repeats"], cfg["repeats"])
+    track_live_memory()
     threads_before = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -240,7 +252,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     md_path = args.md or HERE / ("RESULTS.md" if tag == "cpu" and not args.quick else f"RESULTS_{tag}.md")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        result = _run(args, cfg, device, dtype, json_path)
+        if args.memory_only:
+            result = _memory_only(args, cfg, device, dtype, json_path)
+        else:
+            result = _run(args, cfg, device, dtype, json_path)
     finally:
         torch.set_num_threads(threads_before)
     json_path.write_text(json.dumps(result, indent=1, default=str))
@@ -250,6 +265,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     md_path.write_text(md + "\n")
     print(md)
     print(f"\nwrote {json_path} and {md_path}")
+    return result
+
+
+def _memory_rows(model_name, model, tok, device, cfg) -> dict[str, Any]:
+    from fairforge_attr.engine import Engine
+
+    m = cfg["memory"]
+    budget = Engine(model).token_budget
+    mem = batch_mod.memory_scaling(model, tok, device, m["n_items"], m["n_samples"], budget)
+    print(f"  memory: {mem}", flush=True)
+    return {"model": model_name, **mem}
+
+
+def _memory_only(args, cfg, device, dtype, json_path: Path) -> dict[str, Any]:
+    result = (
+        json.loads(json_path.read_text()) if json_path.exists() else {"meta": _meta(args, cfg, device, dtype)}
+    )
+    result["memory"] = []
+    for model_name in cfg["models"]:
+        model, tok = load(model_name, str(device), dtype)
+        result["memory"].append(_memory_rows(model_name, model, tok, device, cfg))
+    result["meta"]["memory_method"] = _meta(args, cfg, device, dtype)["memory_method"]
+    result["targets"] = report.evaluate_targets(result)
     return result
 
 
@@ -286,11 +324,7 @@ def _run(args, cfg, device, dtype, json_path: Path) -> dict[str, Any]:
             )
             result["batch"].append({"model": model_name, **row})
             print(f"  batch: {row['batch_over_loop']:.2f}x items/s over a loop", flush=True)
-            m = cfg["memory"]
-            budget = subject.explainer.engine.token_budget
-            mem = batch_mod.memory_scaling(model, tok, device, m["n_items"], m["n_samples"], budget)
-            result["memory"].append({"model": model_name, **mem})
-            print(f"  memory: {mem}", flush=True)
+            result["memory"].append(_memory_rows(model_name, model, tok, device, cfg))
         if args.tune and model_name == "qwen3-30m":
             items = {k: INPUTS[k] for k in cfg["inputs"]}
             result["tuning"] = sweep(model, tok, model_name, items, device, repeats=2, n_samples=32)
