@@ -111,30 +111,39 @@ def perturbation_case(subject, model_name, input_name, method, cfg, args) -> dic
                 impls["captum_default"] = perturbation.captum(
                     subject, method, options, forward_in_tokens=True
                 )
-            else:
+                repeats["captum_default"] = cfg["captum_default_repeats"]
+            elif (model_name, input_name) not in ONE_VARIANT:
                 impls["captum_default"] = perturbation.captum_default_one_variant(subject, method)
-            repeats["captum_default"] = cfg["captum_default_repeats"]
+                repeats["captum_default"] = cfg["captum_default_repeats"]
     if args.warm_up:  # the first case of each (model, input) warms the model up
         args.warm_up = False
         for name in ("roofline", "ours"):
             impls[name][0]()
     case = _case(subject, model_name, input_name, method, options, impls, repeats)
-    default, seq = case["impls"].get("captum_default", {}), case["impls"].get("captum_seq", {})
-    if "seconds" in default and [input_name, method] not in cfg["captum_default_full"]:
-        if "forward" in seq:  # one variant measured: scale to every variant captum evaluates
-            n = seq["forward"]
-            default.update(
-                estimated_from_one_variant=True,
-                variants=n,
-                seconds=default["seconds"] * n,
-                runs=[round(r * n, 3) for r in default["runs"]],
-                forward=default["forward"] * n,
-                tokens=default["tokens"] * n,
-            )
-        else:
-            del case["impls"]["captum_default"]
+    default, seq = case["impls"].get("captum_default"), case["impls"].get("captum_seq", {})
+    key = (model_name, input_name)
+    if (
+        default is not None
+        and "seconds" in default
+        and [input_name, method] not in cfg["captum_default_full"]
+    ):
+        ONE_VARIANT[key] = {k: default[k] for k in ("seconds", "cpu_seconds", "forward", "tokens")}
+    if "forward" in seq and key in ONE_VARIANT and [input_name, method] not in cfg["captum_default_full"]:
+        # one variant measured (once per model and input): scale to every variant captum evaluates
+        n, one = seq["forward"], ONE_VARIANT[key]
+        case["impls"]["captum_default"] = {
+            **{k: v * n for k, v in one.items()},
+            "runs": [round(one["seconds"] * n, 3)],
+            "estimated_from_one_variant": True,
+            "variants": n,
+            "sequences": n,
+        }
         case["ratios"] = report.ratios(case["impls"])
     return _say(case)
+
+
+# (model, input) -> captum's token-by-token cost of one variant (the same for every method)
+ONE_VARIANT: dict[tuple[str, str], dict[str, float]] = {}
 
 
 def gradient_case(subject, model_name, input_name, method, cfg, args) -> dict[str, Any] | None:
@@ -225,6 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="methods to run captum's token-by-token default for (default: all; none: skip)",
     )
     p.add_argument("--no-batch", action="store_true", help="skip the batch and memory runs")
+    p.add_argument("--resume", action="store_true", help="keep the cases already in --json, run the rest")
     p.add_argument(
         "--memory-only", action="store_true", help="only the memory runs, merged into --json if it exists"
     )
@@ -282,7 +292,7 @@ def _memory_only(args, cfg, device, dtype, json_path: Path) -> dict[str, Any]:
     result = (
         json.loads(json_path.read_text()) if json_path.exists() else {"meta": _meta(args, cfg, device, dtype)}
     )
-    result["memory"] = []
+    result["memory"] = [m for m in result.get("memory", []) if m["model"] not in cfg["models"]]
     for model_name in cfg["models"]:
         model, tok = load(model_name, str(device), dtype)
         result["memory"].append(_memory_rows(model_name, model, tok, device, cfg))
@@ -295,6 +305,16 @@ def _run(args, cfg, device, dtype, json_path: Path) -> dict[str, Any]:
     from fairforge_attr.methods.registry import REGISTRY, Family
 
     result: dict[str, Any] = {"meta": _meta(args, cfg, device, dtype), "cases": [], "batch": [], "memory": []}
+    ONE_VARIANT.clear()
+    if args.resume and json_path.exists():
+        result = json.loads(json_path.read_text())
+    done = {(c["model"], c["input"], c["method"]) for c in result["cases"]}
+    for c in result["cases"]:  # captum's one-variant default time depends on the input only
+        d = c["impls"].get("captum_default", {})
+        if d.get("estimated_from_one_variant"):
+            ONE_VARIANT[(c["model"], c["input"])] = {
+                k: d[k] / d["variants"] for k in ("seconds", "cpu_seconds", "forward", "tokens")
+            }
     available = [m.value for m, s in REGISTRY.items() if s.available]
     methods = args.methods or [m for m in report.PERTURBATION if m in available] + list(
         gradient.GRADIENT_CASES
@@ -308,6 +328,8 @@ def _run(args, cfg, device, dtype, json_path: Path) -> dict[str, Any]:
             subject = perturbation.Subject.make(model, tok, INPUTS[input_name], None)
             args.warm_up = True
             for method in methods:
+                if (model_name, input_name, method) in done:
+                    continue
                 family = REGISTRY[next(m for m in REGISTRY if m.value == method)].family
                 if family is Family.PERTURBATION:
                     case = perturbation_case(subject, model_name, input_name, method, cfg, args)
@@ -317,7 +339,7 @@ def _run(args, cfg, device, dtype, json_path: Path) -> dict[str, Any]:
                     result["cases"].append(case)
                     # partial results survive a crash or a kill of a long run
                     json_path.write_text(json.dumps(result, indent=1, default=str))
-        if not args.no_batch:
+        if not args.no_batch and not any(b["model"] == model_name for b in result["batch"]):
             b = cfg["batch"]
             row = batch_mod.batch_throughput(
                 model, tok, device, b["n_items"], b["method"], b["options"], b["repeats"]
@@ -325,6 +347,7 @@ def _run(args, cfg, device, dtype, json_path: Path) -> dict[str, Any]:
             result["batch"].append({"model": model_name, **row})
             print(f"  batch: {row['batch_over_loop']:.2f}x items/s over a loop", flush=True)
             result["memory"].append(_memory_rows(model_name, model, tok, device, cfg))
+            json_path.write_text(json.dumps(result, indent=1, default=str))
         if args.tune and model_name == "qwen3-30m":
             items = {k: INPUTS[k] for k in cfg["inputs"]}
             result["tuning"] = sweep(model, tok, model_name, items, device, repeats=2, n_samples=32)
