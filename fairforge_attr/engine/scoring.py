@@ -43,9 +43,10 @@ from .packing import (
 )
 from .prefix_cache import PrefixCache
 
-# Tokens (rows x padded length) per forward. Measured with `benchmarks/run.py --tune`: on CPU,
-# throughput is flat above ~2k tokens and memory grows with the budget; on GPU, larger chunks
-# keep the device busy.
+# Tokens (rows x padded length) per forward. CPU: throughput is flat from 1024 to 16384
+# (`benchmarks/run.py --tune`, 30M model: 600-720 tokens/s either way) while peak memory grows
+# with the budget; 4096 still gives a 1000-token input several rows per chunk to share a
+# prefix. GPU: larger chunks keep the device busy (the GPU sweep in gpu_check.sh checks it).
 DEFAULT_TOKEN_BUDGET = {"cpu": 4096, "cuda": 65536}
 DEFAULT_LOGIT_BUDGET = 64 * 1024 * 1024  # float32 logits held at once (256 MiB)
 
