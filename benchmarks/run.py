@@ -279,11 +279,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def _memory_rows(model_name, model, tok, device, cfg) -> dict[str, Any]:
+    from fairforge_attr.api import PACK_ITEMS
     from fairforge_attr.engine import Engine
 
     m = cfg["memory"]
     budget = Engine(model).token_budget
-    mem = batch_mod.memory_scaling(model, tok, device, m["n_items"], m["n_samples"], budget)
+    n_items, n_samples = m["n_items"], m["n_samples"]
+    if device.type == "cuda":  # a GPU budget holds far more: make both runs fill several chunks
+        n_items, n_samples = max(n_items, PACK_ITEMS), max(n_samples, 2 * budget // 100)
+    mem = batch_mod.memory_scaling(model, tok, device, n_items, n_samples, budget)
     print(f"  memory: {mem}", flush=True)
     return {"model": model_name, **mem}
 
