@@ -35,5 +35,14 @@ format: $(STAMP)
 demo-model: $(STAMP)
 	$(BIN)/python scripts/train_demo_model.py
 
+# The benchmark against captum and the roofline (benchmarks/RESULTS.md). The full run takes
+# about an hour on a 2-core CPU; bench-quick only checks that every part runs (< 1 min).
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.run --quick --json /tmp/ffattr_bench_quick.json --md /tmp/ffattr_bench_quick.md
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -3,12 +3,17 @@
 Perturbation methods hand it masks (n_variants x n_units, True = unit kept); it returns the
 teacher-forced per-target-token log-probs of every variant. Where the speed comes from:
 
-- one forward scores many variants: rows are packed into chunks bounded by a token budget
-  (rows x padded length) and by a logit budget (rows x target length x vocab);
-- only the positions that predict target tokens go through the LM head (``logits_to_keep``);
+- one forward scores many variants: rows are packed into chunks bounded by a token budget,
+  a memory budget and a logit budget (``packing.py``);
+- only the positions that predict target tokens go through the LM head (``logits_to_keep``),
+  and the float32 log-softmax is taken there only;
 - identical masks are scored once;
+- rows of a chunk share their leading tokens (template header, units no mask of the chunk
+  removes): that prefix runs once and its keys/values serve every row (``prefix_cache.py``);
 - variants of several items can share a forward (left padding, explicit position ids, so
   every row's target ends at the last position and positions never shift);
+- on a GPU the host builds the next chunk while the device runs the last one: results stay on
+  the device until the end, so nothing waits for a copy;
 - out-of-memory halves the chunk and retries instead of failing the batch.
 """
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,8 +31,23 @@ from ..errors import EngineOutOfMemoryError
 from ..prompt import EncodedInput
 from .baseline import Baseline
 from .objective import target_log_probs
+from .packing import (
+    Budgets,
+    Chunk,
+    ChunkTensors,
+    RowTable,
+    build_chunk,
+    plan_chunks,
+    row_table,
+    split_chunk,
+)
+from .prefix_cache import PrefixCache
 
-DEFAULT_TOKEN_BUDGET = {"cpu": 8192, "cuda": 65536}
+# Tokens (rows x padded length) per forward. CPU: throughput is flat from 1024 to 16384
+# (`benchmarks/run.py --tune`, 30M model: 600-720 tokens/s either way) while peak memory grows
+# with the budget; 4096 still gives a 1000-token input several rows per chunk to share a
+# prefix. GPU: larger chunks keep the device busy (the GPU sweep in gpu_check.sh checks it).
+DEFAULT_TOKEN_BUDGET = {"cpu": 4096, "cuda": 65536}
 DEFAULT_LOGIT_BUDGET = 64 * 1024 * 1024  # float32 logits held at once (256 MiB)
 
 
@@ -50,11 +71,17 @@ class ScoreResult:
 
 
 @dataclass
-class _Row:
-    request: int
-    variant: int  # index into the request's unique masks
-    length: int
-    n_target: int
+class EngineStats:
+    """What the engine ran since it was made (or ``reset``): model calls (a chunk with a shared
+    prefix makes two), scored sequences, and tokens through the model (padding included)."""
+
+    calls: int = 0
+    sequences: int = 0
+    tokens: int = 0
+    prefix_tokens_saved: int = 0
+
+    def reset(self) -> None:
+        self.calls = self.sequences = self.tokens = self.prefix_tokens_saved = 0
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -65,9 +92,24 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 class Engine:
-    """Runs one model; knows nothing about methods."""
+    """Runs one model; knows nothing about methods.
 
-    def __init__(self, model, *, token_budget: int | None = None, logit_budget: int | None = None):
+    Args:
+        model: a Hugging Face causal LM (eval mode is set here).
+        token_budget: most tokens run per forward (default per device type, measured).
+        logit_budget: most float32 logits held at once.
+        prefix_cache: share each chunk's common prefix through the model's cache where the
+            model supports it (scores equal the plain pass to float rounding).
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        token_budget: int | None = None,
+        logit_budget: int | None = None,
+        prefix_cache: bool = True,
+    ):
         self.model = model.eval()  # dropout off: same input, same scores
         param = next(model.parameters())
         self.device = param.device
@@ -78,35 +120,41 @@ class Engine:
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
         self.token_budget = token_budget or DEFAULT_TOKEN_BUDGET.get(self.device.type, 16384)
         self.logit_budget = logit_budget or DEFAULT_LOGIT_BUDGET
+        self.prefix = PrefixCache(model)
+        if not (prefix_cache and self._position_ids):
+            self.prefix.disable()
+        self.stats = EngineStats()
         self._float32_twin: Engine | None = None
 
     # ------------------------------------------------------------------ public
     def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         """Score every variant of every request; variants of different requests may share a
         forward pass."""
-        uniques, inverses = [], []
+        tables: list[RowTable] = []
+        inverses = []
         for req in requests:
+            # torch.unique sorts rows lexicographically: neighbours share leading units.
             uniq, inv = torch.unique(req.masks.to(torch.uint8), dim=0, return_inverse=True)
-            uniques.append(uniq.bool())
+            tables.append(row_table(req.encoded, uniq.bool(), req.baseline))
             inverses.append(inv)
-        rows = [
-            _Row(r, v, req.encoded.seq_len, req.encoded.n_target_tokens)
-            for r, req in enumerate(requests)
-            for v in range(uniques[r].shape[0])
-        ]
         # Longest first: rows of similar length share a chunk, so little padding is wasted.
-        rows.sort(key=lambda row: (-row.length, row.request, row.variant))
-        out = [
-            torch.empty(uniques[r].shape[0], req.encoded.n_target_tokens, dtype=torch.float32)
-            for r, req in enumerate(requests)
-        ]
+        order = sorted(range(len(requests)), key=lambda r: -requests[r].encoded.seq_len)
+        pending: list[tuple[Chunk, torch.Tensor]] = []
         forwards = [0] * len(requests)
         with torch.inference_mode():
-            for chunk in self._chunks(rows):
-                self._run_chunk(chunk, requests, uniques, out, forwards)
+            for chunk in plan_chunks(tables, order, self._budgets()):
+                self._run_chunk(tables, chunk, pending, forwards)
+        out = [torch.empty(t.n_variants, t.encoded.n_target_tokens, dtype=torch.float32) for t in tables]
+        for chunk, lp in pending:
+            lp = lp.cpu()  # one wait per chunk, after every chunk was queued
+            row = 0
+            for t, start, end in chunk.segments:
+                n_t = tables[t].encoded.n_target_tokens
+                out[t][start:end] = lp[row : row + end - start, lp.shape[1] - n_t :]
+                row += end - start
         return [
             ScoreResult(
-                log_probs=out[r][inverses[r]], n_forward=forwards[r], n_sequences=int(uniques[r].shape[0])
+                log_probs=out[r][inverses[r]], n_forward=forwards[r], n_sequences=tables[r].n_variants
             )
             for r in range(len(requests))
         ]
@@ -143,89 +191,91 @@ class Engine:
             return self
         if self._float32_twin is None:
             twin = copy.deepcopy(self.model).float()
-            self._float32_twin = Engine(twin, token_budget=self.token_budget, logit_budget=self.logit_budget)
+            self._float32_twin = Engine(
+                twin,
+                token_budget=self.token_budget,
+                logit_budget=self.logit_budget,
+                prefix_cache=self.prefix.supported,
+            )
         return self._float32_twin
 
     # ----------------------------------------------------------------- internals
-    def _chunks(self, rows: list[_Row]):
-        chunk: list[_Row] = []
-        max_len = max_t = 0
-        for row in rows:
-            new_len, new_t = max(max_len, row.length), max(max_t, row.n_target)
-            n = len(chunk) + 1
-            fits = n * new_len <= self.token_budget and n * (new_t + 1) * self.vocab_size <= self.logit_budget
-            if chunk and not fits:
-                yield chunk
-                chunk, new_len, new_t = [], row.length, row.n_target
-            chunk.append(row)
-            max_len, max_t = new_len, new_t
-        if chunk:
-            yield chunk
+    def _budgets(self) -> Budgets:
+        return Budgets(self.token_budget, self.logit_budget, self.vocab_size, self.prefix.supported)
 
-    def _run_chunk(self, chunk, requests, uniques, out, forwards) -> None:
+    def _run_chunk(self, tables, chunk: Chunk, pending, forwards) -> None:
         try:
-            log_probs = self._forward(chunk, requests, uniques)
+            lp = self._forward(build_chunk(tables, chunk), chunk.prefix)
         except Exception as exc:
             if not _is_oom(exc):
+                if chunk.prefix and self._prefix_failed(exc):
+                    return self._run_chunk(tables, _without_prefix(chunk), pending, forwards)
                 raise
-            if len(chunk) == 1:
+            if chunk.n_rows == 1:
                 raise EngineOutOfMemoryError(
-                    f"one sequence of {chunk[0].length} tokens does not fit in memory on "
+                    f"one sequence of {chunk.longest} tokens does not fit in memory on "
                     f"{self.device}; use a shorter input, a smaller dtype or a larger device"
                 ) from exc
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             # Later chunks start from the size that worked, not the one that failed.
-            self.token_budget = max(chunk[0].length, self.token_budget // 2)
-            half = len(chunk) // 2
-            self._run_chunk(chunk[:half], requests, uniques, out, forwards)
-            self._run_chunk(chunk[half:], requests, uniques, out, forwards)
-            return
-        for b, row in enumerate(chunk):
-            out[row.request][row.variant] = log_probs[b, log_probs.shape[1] - row.n_target :]
-        for r in {row.request for row in chunk}:
+            self.token_budget = max(chunk.longest, self.token_budget // 2)
+            for half in split_chunk(tables, chunk, self.prefix.supported):
+                self._run_chunk(tables, half, pending, forwards)
+            return None
+        pending.append((chunk, lp))
+        for r in {t for t, _, _ in chunk.segments}:
             forwards[r] += 1
+        self.stats.sequences += chunk.n_rows
+        self.stats.tokens += chunk.tokens()
+        self.stats.prefix_tokens_saved += (chunk.n_rows - 1) * chunk.prefix
+        return None
 
-    def _forward(self, chunk: list[_Row], requests, uniques) -> torch.Tensor:
-        max_len = max(row.length for row in chunk)
-        max_t = max(row.n_target for row in chunk)
-        n = len(chunk)
-        ids = torch.zeros(n, max_len, dtype=torch.long)
-        real = torch.zeros(n, max_len, dtype=torch.bool)  # not padding
-        hidden = torch.zeros(n, max_len, dtype=torch.bool)
-        targets = torch.zeros(n, max_t, dtype=torch.long)
-        for b, row in enumerate(chunk):
-            req = requests[row.request]
-            enc = req.encoded
-            pad = max_len - row.length
-            seq = enc.input_ids.clone()
-            removed = self._removed_tokens(enc, uniques[row.request][row.variant])
-            if req.baseline.hides:
-                hidden[b, pad:] = removed
-            else:
-                seq[removed] = req.baseline.token_id
-            ids[b, pad:] = seq
-            real[b, pad:] = True
-            targets[b, max_t - row.n_target :] = enc.target_ids
-        attention = (real & ~hidden).long()
-        kwargs = {"input_ids": ids.to(self.device), "attention_mask": attention.to(self.device)}
-        if self._position_ids:
-            kwargs["position_ids"] = (real.long().cumsum(-1) - 1).clamp(min=0).to(self.device)
+    def _prefix_failed(self, exc: Exception) -> bool:
+        """A model whose cached pass breaks is scored by plain passes from now on."""
+        warnings.warn(
+            f"{type(self.model).__name__} failed on a cached prefix ({type(exc).__name__}: {exc}); "
+            "scoring without prefix sharing from now on",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        self.prefix.disable()
+        return True
+
+    def _forward(self, batch: ChunkTensors, prefix: int) -> torch.Tensor:
+        """[rows, longest target] float32 log-probs (left of a shorter target: 0), on the
+        model's device."""
+        dev = self.device
+        kwargs: dict = {"input_ids": batch.ids.to(dev, non_blocking=True)}
+        if batch.attention is not None:
+            kwargs["attention_mask"] = batch.attention.to(dev, non_blocking=True)
+            if self._position_ids:
+                kwargs["position_ids"] = batch.positions.to(dev, non_blocking=True)
+        if prefix:
+            mask = None if batch.prefix_mask is None else batch.prefix_mask.to(dev)
+            cache = self.prefix.run_prefix(batch.prefix_ids.to(dev), mask)
+            kwargs[self.prefix.cache_kwarg] = self.prefix.expand(cache, batch.ids.shape[0])
+            kwargs["use_cache"] = True
+            if "position_ids" not in kwargs:
+                width = batch.ids.shape[1]
+                kwargs["position_ids"] = torch.arange(prefix, prefix + width, device=dev).unsqueeze(0)
+            self.stats.calls += 1
+        else:
+            kwargs["use_cache"] = False
+        max_t, width = batch.targets.shape[1], batch.ids.shape[1]
         if self._logits_to_keep:
-            kwargs["logits_to_keep"] = max_t + 1
-        logits = self.model(**kwargs, use_cache=False).logits
-        logits = logits[:, -(max_t + 1) : -1]
-        lp = target_log_probs(logits, targets.to(self.device)).cpu()
+            # exactly the positions that predict a target token (not the last one)
+            kwargs["logits_to_keep"] = torch.arange(width - max_t - 1, width - 1, device=dev)
+        logits = self.model(**kwargs).logits
+        if logits.shape[1] != max_t:
+            logits = logits[:, -(max_t + 1) : -1]
+        self.stats.calls += 1
+        lp = target_log_probs(logits, batch.targets.to(dev, non_blocking=True))
         # Positions left of a shorter target are padding: zero them so sums stay exact.
-        valid = torch.arange(max_t).unsqueeze(0) >= (
-            max_t - torch.tensor([r.n_target for r in chunk])
-        ).unsqueeze(1)
-        return torch.where(valid, lp, torch.zeros((), dtype=lp.dtype))
+        n_t = batch.n_target.to(dev, non_blocking=True)
+        valid = torch.arange(max_t, device=dev).unsqueeze(0) >= (max_t - n_t).unsqueeze(1)
+        return torch.where(valid, lp, torch.zeros((), dtype=lp.dtype, device=dev))
 
-    @staticmethod
-    def _removed_tokens(enc: EncodedInput, keep: torch.Tensor) -> torch.Tensor:
-        owner = enc.unit_of_token
-        removed = torch.zeros(enc.seq_len, dtype=torch.bool)
-        owned = owner >= 0
-        removed[owned] = ~keep[owner[owned]]
-        return removed
+
+def _without_prefix(chunk: Chunk) -> Chunk:
+    return Chunk(chunk.segments, 0, chunk.longest, chunk.longest_target)

@@ -1,0 +1,1 @@
+"""The benchmark against captum and the roofline (``make bench``); see RESULTS.md."""
