@@ -20,7 +20,7 @@ from .types import AttributionMethod, Granularity
 
 DEFAULT_SEED = 0
 DEFAULT_MAX_NEW_TOKENS = 64
-PACK_ITEMS = 32  # perturbation items whose variants may share forward passes
+PACK_ITEMS = 32  # items whose variants (perturbation) or points (gradient) may share passes
 
 
 @dataclass
@@ -116,8 +116,9 @@ class AttributionExplainer:
     ) -> BatchAttributionResult:
         """Explain many ``(messages, target)`` pairs (or dicts with messages/prompt/target).
 
-        Perturbation methods pack the variants of several items into shared forward passes,
-        so this is faster than a loop over ``explain``. The first bad item raises, naming its
+        Several items share passes (the variants of perturbation methods, the points and
+        gradients of gradient methods), so this is faster than a loop over ``explain``, with
+        the same scores: an item's scores never depend on the items beside it. The first bad item raises, naming its
         index; use ``iter_explain`` to collect errors instead.
         """
         start = time.perf_counter()
@@ -190,11 +191,10 @@ class AttributionExplainer:
         elif "baseline" in type(opts).model_fields:
             baseline = resolve_embedding_baseline(self.tokenizer, opts.baseline, self.engine.vocab_size)
             extra["baseline_embedding"] = baseline.description
-        group_size = PACK_ITEMS if spec.family is Family.PERTURBATION else 1
         group: list[tuple[int, Any]] = []
         for index, req in enumerate(requests):
             group.append((index, req))
-            if len(group) >= group_size:
+            if len(group) >= PACK_ITEMS:
                 yield from self._run_group(
                     group, spec, gran, opts, seed, per_target_token, max_new_tokens, baseline, extra
                 )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import torch
 from pydantic import BaseModel
 
 from .engine import Baseline, Engine, ScoreRequest
+from .engine.gradients import GradientPacker, GradRow, ItemEmbeddings
 from .errors import InvalidRequestError, NumericalError
+from .methods.gradient import COMPLETENESS_TOLERANCE, PointRequest, sum_into_units
 from .methods.registry import Family, MethodSpec
 from .prompt import EncodedInput
 from .results import Attribution, AttributionResult, PerTargetToken, ResultMetadata
@@ -75,6 +78,109 @@ def perturbation_scores(
     return out
 
 
+def gradient_scores(
+    engine: Engine,
+    spec: MethodSpec,
+    options: BaseModel,
+    items: Sequence[EncodedInput],
+    seed: int,
+    per_target_token: bool,
+    baseline: Baseline | None,
+) -> list[RawScores]:
+    """The rows of every item (its points x its differentiated columns) share passes. Each
+    (item, column) map is summed as its gradients come back and reduced to token scores once
+    complete, so only the maps a pass touches are alive. An item's scores do not depend on the
+    items beside it: the same rows, the same points (noise is drawn per item and sample)."""
+    method = spec.gradient
+    token = baseline.token_id if method.baseline and baseline is not None else None
+    request = PointRequest(options, seed, token)
+    packer = GradientPacker(engine, items)
+    n_points = method.n_points(options)
+    # Column n_target is f; per_target_token adds every target token's log-prob before it.
+    columns = [list(range(e.n_target_tokens + 1)) if per_target_token else [e.n_target_tokens] for e in items]
+    rows = [GradRow(i, k, c) for i in packer.order for c in columns[i] for k in range(n_points)]
+    sums: dict[tuple[int, int], list] = {}  # (item, column) -> [sum w m g, sum w (m g)^2, points]
+    token_scores: list[dict[int, torch.Tensor]] = [{} for _ in items]
+    f_x: list[float | None] = [None] * len(items)
+
+    def make_points(item: ItemEmbeddings, ks: torch.Tensor):
+        points = method.points(request, item, ks)
+        return points.at, points
+
+    for done in packer.run(rows, make_points, backward=True):
+        for start, stop, points in done.segments:
+            i = done.rows[start].item
+            if f_x[i] is None and method.evaluates_at_input_only:
+                f_x[i] = float(done.values[start])  # every row of the item is at x
+            g = done.grads[start:stop, : points.at.shape[1]]
+            mg = g if points.factor is None else g * points.factor
+            for a, b in _runs([row.column for row in done.rows[start:stop]]):
+                column = done.rows[start + a].column
+                w = points.weights[a:b].double().view(-1, 1, 1)
+                part = mg[a:b].double()
+                acc = sums.setdefault((i, column), [0.0, None, 0])
+                acc[0] = acc[0] + (w * part).sum(0)
+                if method.moment != "first":
+                    acc[1] = (0.0 if acc[1] is None else acc[1]) + (w * part.square()).sum(0)
+                acc[2] += b - a
+                if acc[2] == n_points:
+                    token_map = method.finish(acc[0], acc[1])
+                    token_scores[i][column] = method.reduce(token_map.unsqueeze(0))[0].cpu()
+                    del sums[(i, column)]
+    # Rows of one point for several columns are copies of one sequence: count it once.
+    sequences = [n // len(c) for n, c in zip(packer.n_sequences, columns)]
+
+    ends: list[list[float]] = [[] for _ in items]  # f(x), and f(baseline) for completeness
+    if not method.evaluates_at_input_only:
+        n_ends = 2 if method.delta else 1
+        end_rows = [GradRow(i, k, items[i].n_target_tokens) for i in packer.order for k in range(n_ends)]
+
+        def endpoints(item: ItemEmbeddings, ks: torch.Tensor):
+            both = [item.inputs, request.baseline(item) if method.delta else item.inputs]
+            return torch.stack([both[k] for k in ks.tolist()]), None
+
+        for done in packer.run(end_rows, endpoints, backward=False):
+            for b, row in enumerate(done.rows):
+                ends[row.item].append(float(done.values[b]))
+        for i in range(len(items)):
+            f_x[i] = ends[i][0]
+            sequences[i] += n_ends
+
+    out = []
+    for i, e in enumerate(items):
+        per_column = torch.stack([token_scores[i][c] for c in columns[i]])
+        units = sum_into_units(per_column, e.unit_of_token[e.unit_of_token >= 0], e.n_units)
+        delta, warnings = None, []
+        if method.delta:
+            gap = ends[i][0] - ends[i][1]
+            delta = float(per_column[-1].sum()) - gap  # the reduction is the sum: same total
+            if abs(delta) > max(COMPLETENESS_TOLERANCE * abs(gap), 1e-4):
+                warnings.append(
+                    f"integrated gradients has not converged: the scores sum to {delta + gap:.4g}, "
+                    f"but f(x) - f(baseline) = {gap:.4g} (convergence_delta {delta:.3g}); "
+                    "raise n_steps or pick another baseline"
+                )
+        out.append(
+            RawScores(
+                scores=units[-1],
+                per_target_token=units[:-1] if per_target_token else None,
+                target_log_prob=f_x[i],
+                n_forward=packer.n_forward[i],
+                n_sequences=sequences[i],
+                n_backward=packer.n_backward[i],
+                convergence_delta=delta,
+                warnings=warnings,
+            )
+        )
+    return out
+
+
+def _runs(keys: list) -> list[tuple[int, int]]:
+    """[start, stop) of each run of equal consecutive keys."""
+    bounds = [0] + [k for k in range(1, len(keys)) if keys[k] != keys[k - 1]] + [len(keys)]
+    return list(pairwise(bounds))
+
+
 def compute_scores(
     engine: Engine,
     spec: MethodSpec,
@@ -93,7 +199,7 @@ def compute_scores(
     def run(eng: Engine, batch: Sequence[EncodedInput]) -> list[RawScores]:
         if spec.family is Family.PERTURBATION:
             return perturbation_scores(eng, spec, options, batch, seed, per_target_token, baseline)
-        return [spec.gradient.attribute(eng, e, options, seed, per_target_token, baseline) for e in batch]
+        return gradient_scores(eng, spec, options, batch, seed, per_target_token, baseline)
 
     raw = run(engine, items)
     out = [(r, False) for r in raw]

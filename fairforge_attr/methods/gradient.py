@@ -1,8 +1,25 @@
-"""Gradient methods on captum: f = log p(target | prompt) differentiated with respect to the
-input embeddings of the content tokens (template tokens are held fixed and get no score).
+"""Gradient methods: f = log p(target | prompt) differentiated with respect to the input
+embeddings of the content tokens (template tokens are held fixed and get no score).
 
-Every method asks captum for a per-element map [rows, n_content_tokens, hidden]; a reduction
-over the hidden dimension turns it into one number per token, and each unit sums its tokens.
+A method is the points where it takes the gradient and how the gradients make its map
+[n_content_tokens, hidden]. Each point k has a weight w_k and a factor m_k (1, x, x - baseline)
+and the map is sum_k w_k m_k g_k, or for the noise tunnel's second moments sum_k w_k g_k^2:
+
+- saliency: g(x). Input x gradient: x g(x).
+- integrated gradients: (x - b) sum_k s_k g(b + a_k (x - b)), captum's quadrature rules
+  (``approximation_parameters``: the a_k and step sizes s_k of Gauss-Legendre or Riemann sums).
+- SmoothGrad / SquareGrad / VarGrad (captum's NoiseTunnel types smoothgrad, smoothgrad_sq,
+  vargrad): g at x + sigma eps_k, averaged: E g, E g^2 and E g^2 - (E g)^2.
+- GradientSHAP (captum's GradientShap with one baseline): x'_k = x + sigma eps_k,
+  E (x'_k - b) g(b + u_k (x'_k - b)) with u_k ~ U(0, 1).
+
+The engine (``engine/gradients.py``) computes the gradients of many points of many items in
+shared passes; these formulas are written here rather than taken from captum's ``attribute``
+because captum's expands one batch of inputs at a time and draws its noise for the whole batch
+from the global generator, so an item's noise would depend on the items beside it.
+
+A reduction over the hidden dimension turns a map into one number per token, and each unit
+sums its tokens:
 
 - Sum over the hidden dimension (integrated gradients, GradientSHAP, input x gradient): these
   maps are (x - baseline) * gradient, a first-order share of f. Their sum over every element is
@@ -21,38 +38,30 @@ over the hidden dimension turns it into one number per token, and each unit sums
 
 Noise (SmoothGrad family, GradientSHAP) is Gaussian with standard deviation ``stdev`` times
 the standard deviation of the item's content embeddings, so one setting means the same amount
-of noise for every model. Random methods draw from a seeded fork of torch's (and numpy's)
-global generators: the same seed gives the same scores and the caller's RNG state is left as
-it was.
+of noise for every model. Sample k of an item draws (u_k, eps_k) from a CPU generator seeded
+by (seed, k) alone (``sample_draws``): the same seed gives the same scores on every device,
+whichever items share the item's passes and however they are chunked, and the caller's RNG
+state is never touched. Sample k of a larger ``n_samples`` is the same sample k.
 
-Steps and samples run in chunks of rows sized by the engine's token budget
-(``token_budget // seq_len``; out of memory halves it). ``per_target_token`` replicates the
-input once per target token plus once for f and differentiates each row's own output, so it
-costs (n_target + 1) times the forward+backward sequences of the plain method, packed into the
-same chunks. Deterministic methods give every row the same points, so the rows of integrated
-gradients and input x gradient sum to the scores; noisy methods draw each row's noise afresh.
+``per_target_token`` differentiates each target token's log-probability, and f, at the same
+points: (n_target + 1) times the backward rows of the plain method (packed into the same
+passes); its row for f is the plain method's scores, and the rows of the linear methods
+(integrated gradients, input x gradient, GradientSHAP) sum to them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from captum.attr import (
-    GradientShap,
-    InputXGradient,
-    IntegratedGradients,
-    NoiseTunnel,
-    Saliency,
-)
+from captum.attr._utils.approximation_methods import approximation_parameters
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..engine.baseline import HIDE, Baseline, resolve_baseline
-from ..engine.gradients import EmbeddingObjective
+from ..engine.gradients import ItemEmbeddings
 from ..errors import InvalidRequestError
 
 ZERO = "zero"
@@ -144,7 +153,7 @@ def reduce_l2(maps: torch.Tensor) -> torch.Tensor:
 
 def reduce_root_sum(maps: torch.Tensor) -> torch.Tensor:
     """[rows, tokens, hidden] of second moments -> [rows, tokens]: sqrt of their sum. Clamped
-    at 0 because captum's VarGrad, E[g^2] - E[g]^2, can round to a tiny negative number."""
+    at 0 because VarGrad, E[g^2] - E[g]^2, can round to a tiny negative number."""
     return maps.double().clamp(min=0).sum(-1).sqrt()
 
 
@@ -166,181 +175,135 @@ def resolve_embedding_baseline(tokenizer, spec: str | int, vocab_size: int) -> B
     return resolve_baseline(tokenizer, spec, vocab_size)
 
 
-@contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """captum draws noise from torch's global RNG (on the input's device) and GradientSHAP's
-    path points from numpy's: seed both for the duration, then restore the caller's state."""
-    devices = (
-        [device.index if device.index is not None else torch.cuda.current_device()]
-        if device.type == "cuda"
-        else []
-    )
-    numpy_state = np.random.get_state()
-    with torch.random.fork_rng(devices=devices):
-        torch.random.default_generator.manual_seed(seed)
-        if devices:
-            with torch.cuda.device(devices[0]):
-                torch.cuda.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        try:
-            yield
-        finally:
-            np.random.set_state(numpy_state)
+def sample_draws(
+    seed: int, samples: torch.Tensor, shape: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(u [k], eps [k, *shape]) float32 on the CPU: u ~ U(0, 1) and eps ~ N(0, 1) of each
+    sample index, from a generator seeded by (seed, index) alone. Repeated indices (the rows
+    of one point for several target tokens) get the same draws."""
+    unique, inverse = torch.unique(samples.cpu(), return_inverse=True)
+    us, eps = [], []
+    for k in unique.tolist():
+        words = np.random.SeedSequence([seed % 2**64, k]).generate_state(2, np.uint32)
+        gen = torch.Generator().manual_seed(int(words[0]) << 32 | int(words[1]))
+        us.append(torch.rand((), generator=gen))
+        eps.append(torch.randn(shape, generator=gen))
+    return torch.stack(us)[inverse], torch.stack(eps)[inverse]
 
 
-# ------------------------------------------------------------------- captum attributions
+# ------------------------------------------------------------------------ the points
 @dataclass(frozen=True)
-class _Call:
+class PointRequest:
+    """What the point functions need besides the item: the options, the seed, the baseline."""
+
     options: Any
-    baseline: torch.Tensor | None  # [n_content, H]
-    sigma: float  # absolute noise standard deviation
-    rows: int  # sequences per forward pass
+    seed: int
+    baseline_token: int | None = None  # the path starts at this token's embedding; None: zero
+
+    def baseline(self, item: ItemEmbeddings) -> torch.Tensor:
+        if self.baseline_token is None:
+            return torch.zeros_like(item.inputs)
+        return item.token_embeddings(self.baseline_token)
+
+    def noise(self, item: ItemEmbeddings, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u [k], x + sigma eps [k, n_content, H]) of the item's samples."""
+        x = item.inputs
+        u, eps = sample_draws(self.seed, samples, tuple(x.shape))
+        sigma = float(self.options.stdev) * float(x.std()) if x.numel() > 1 else 0.0
+        noisy = x + sigma * eps.to(x.device) if sigma > 0 else x.expand(len(samples), -1, -1)
+        return u.to(x.device), noisy
 
 
-# Each takes inputs [g, n_content, H] (g copies of x) and one captum target per row and
-# returns the per-element map [g, n_content, H].
-def _saliency(obj, inputs, targets, call: _Call) -> torch.Tensor:
-    return Saliency(obj).attribute(inputs, target=targets, abs=False)
+@dataclass(frozen=True)
+class Points:
+    """k points of one item, and how their gradients g_k enter its map: sum_k w_k m_k g_k."""
+
+    at: torch.Tensor  # [k, n_content, H] float32: where the gradients are taken
+    factor: torch.Tensor | None  # m_k, broadcastable to [k, n_content, H]; None: 1
+    weights: torch.Tensor  # [k] w_k
 
 
-def _input_x_gradient(obj, inputs, targets, call: _Call) -> torch.Tensor:
-    return InputXGradient(obj).attribute(inputs, target=targets)
+def _at_input(request: PointRequest, item: ItemEmbeddings, ks: torch.Tensor) -> Points:
+    return Points(item.inputs.expand(len(ks), -1, -1), None, item.inputs.new_ones(len(ks)))
 
 
-def _integrated_gradients(obj, inputs, targets, call: _Call) -> torch.Tensor:
-    return IntegratedGradients(obj).attribute(
-        inputs,
-        baselines=call.baseline.unsqueeze(0).expand_as(inputs),
-        target=targets,
-        n_steps=call.options.n_steps,
-        method=call.options.integration,
-        internal_batch_size=max(call.rows, len(targets)),
-    )
+def _input_times_gradient(request: PointRequest, item: ItemEmbeddings, ks: torch.Tensor) -> Points:
+    x = item.inputs
+    return Points(x.expand(len(ks), -1, -1), x.unsqueeze(0), x.new_ones(len(ks)))
 
 
-def _gradient_shap(obj, inputs, targets, call: _Call) -> torch.Tensor:
-    # captum's GradientShap scores all its samples in one pass: feed it chunks and average.
-    per_pass = max(1, call.rows // len(targets))
-    total, done = torch.zeros_like(inputs), 0
-    while done < call.options.n_samples:
-        k = min(per_pass, call.options.n_samples - done)
-        part = GradientShap(obj).attribute(
-            inputs, baselines=call.baseline.unsqueeze(0), n_samples=k, stdevs=call.sigma, target=targets
-        )
-        total, done = total + part * k, done + k
-    return total / call.options.n_samples
+def _path(request: PointRequest, item: ItemEmbeddings, ks: torch.Tensor) -> Points:
+    n = request.options.n_steps
+    step_sizes, alphas = (f(n) for f in approximation_parameters(request.options.integration))
+    x, b = item.inputs, request.baseline(item)
+    a = x.new_tensor(alphas)[ks.to(x.device)].view(-1, 1, 1)
+    return Points(b + a * (x - b), (x - b).unsqueeze(0), x.new_tensor(step_sizes)[ks.to(x.device)])
 
 
-def _noise_tunnel(nt_type: str) -> Callable[..., torch.Tensor]:
-    def attribution(obj, inputs, targets, call: _Call) -> torch.Tensor:
-        return NoiseTunnel(Saliency(obj)).attribute(
-            inputs,
-            nt_type=nt_type,
-            nt_samples=call.options.n_samples,
-            nt_samples_batch_size=max(1, call.rows // len(targets)),
-            stdevs=call.sigma,
-            target=targets,
-            abs=False,
-        )
+def _noisy(request: PointRequest, item: ItemEmbeddings, ks: torch.Tensor) -> Points:
+    _, noisy = request.noise(item, ks)
+    return Points(noisy, None, item.inputs.new_full((len(ks),), 1 / request.options.n_samples))
 
-    return attribution
+
+def _shap(request: PointRequest, item: ItemEmbeddings, ks: torch.Tensor) -> Points:
+    u, noisy = request.noise(item, ks)
+    b = request.baseline(item)
+    at = b + u.view(-1, 1, 1) * (noisy - b)
+    return Points(at, noisy - b, item.inputs.new_full((len(ks),), 1 / request.options.n_samples))
 
 
 # --------------------------------------------------------------------------- the method
 @dataclass(frozen=True)
 class GradientMethod:
-    """One gradient method: a captum attribution, its reduction, and what it needs."""
+    """One gradient method: its points, how their gradients make the map, its reduction."""
 
-    attribution: Callable[..., torch.Tensor]
+    points: Callable[[PointRequest, ItemEmbeddings, torch.Tensor], Points]
+    n_points: Callable[[Any], int]  # options -> points per item
     reduce: Callable[[torch.Tensor], torch.Tensor]
     deterministic: bool
+    moment: Literal["first", "second", "variance"] = "first"  # sum w m g, sum w g^2, or their spread
     baseline: bool = False  # takes a baseline embedding
     noise: bool = False  # takes a relative noise ``stdev``
     delta: bool = False  # reports the completeness gap as convergence_delta
-    evaluates_at_input_only: bool = False  # every forward is at x, so f(x) comes for free
+    evaluates_at_input_only: bool = False  # every point is x, so f(x) comes for free
 
     def __post_init__(self) -> None:
         if self.delta and self.reduce is not reduce_sum:
             raise ValueError("completeness needs the scores to sum the attribution map")
 
-    def attribute(
-        self,
-        engine,
-        encoded,
-        options: BaseModel,
-        seed: int,
-        per_target_token: bool,
-        baseline: Baseline | None = None,
-    ):
-        """Scores of one item: RawScores(scores [n_units], per_target_token [n_target, n_units])."""
-        from ..runner import RawScores  # the runner imports the registry, which imports this
-
-        obj = EmbeddingObjective(engine, encoded)
-        x = obj.inputs
-        targets = list(range(obj.n_target + 1)) if per_target_token else [obj.total_column]
-        base = None
-        if self.baseline:
-            token = baseline.token_id if baseline is not None else None
-            base = torch.zeros_like(x) if token is None else obj.token_embeddings(token)
-        sigma = float(options.stdev) * float(x.std()) if self.noise else 0.0
-
-        def compute(rows: int) -> torch.Tensor:
-            call = _Call(options, base, sigma, rows)
-            parts = []
-            for start in range(0, len(targets), rows):
-                group = targets[start : start + rows]
-                inputs = x.unsqueeze(0).repeat(len(group), 1, 1).requires_grad_()
-                # Reduce at once: [g, n_content, H] maps would be large for long inputs.
-                parts.append(self.reduce(self.attribution(obj, inputs, group, call).detach()))
-            return torch.cat(parts)
-
-        if self.deterministic:
-            token_scores = obj.run(compute)
-        else:
-            with seeded(seed, engine.device):
-                token_scores = obj.run(compute)
-        # Deterministic methods evaluate the same points for every target row: count them once.
-        sequences = obj.n_sequences // len(targets) if self.deterministic else obj.n_sequences
-
-        if self.evaluates_at_input_only:
-            f_x = obj.last_output[0]
-        else:  # one forward for f(x), and f(baseline) on the same pass when completeness needs it
-            points = torch.stack([x, base]) if self.delta else x.unsqueeze(0)
-            values = obj.evaluate(points)
-            sequences += points.shape[0]
-            f_x = values[0]
-        delta, warnings = None, []
-        if self.delta:
-            gap = float(values[0, -1].double() - values[1, -1].double())
-            delta = float(token_scores[-1].sum()) - gap  # the reduction is the sum: same total
-            if abs(delta) > max(COMPLETENESS_TOLERANCE * abs(gap), 1e-4):
-                warnings.append(
-                    f"integrated gradients has not converged: the scores sum to {delta + gap:.4g}, "
-                    f"but f(x) - f(baseline) = {gap:.4g} (convergence_delta {delta:.3g}); "
-                    "raise n_steps or pick another baseline"
-                )
-
-        units = sum_into_units(token_scores, obj.token_units, encoded.n_units)
-        return RawScores(
-            scores=units[-1],
-            per_target_token=units[:-1] if per_target_token else None,
-            target_log_prob=float(f_x[-1]),
-            n_forward=obj.n_forward,
-            n_sequences=sequences,
-            n_backward=obj.n_backward,
-            convergence_delta=delta,
-            warnings=warnings,
-        )
+    def finish(self, first: torch.Tensor, second: torch.Tensor | None) -> torch.Tensor:
+        """The map from the weighted sums of m g and of g^2 over every point."""
+        if self.moment == "first":
+            return first
+        if self.moment == "second":
+            return second
+        return second - first.square()
 
 
-SALIENCY = GradientMethod(_saliency, reduce_l2, deterministic=True, evaluates_at_input_only=True)
+def _one(options: Any) -> int:
+    return 1
+
+
+def _n_steps(options: Any) -> int:
+    return options.n_steps
+
+
+def _n_samples(options: Any) -> int:
+    return options.n_samples
+
+
+SALIENCY = GradientMethod(_at_input, _one, reduce_l2, deterministic=True, evaluates_at_input_only=True)
 INPUT_X_GRADIENT = GradientMethod(
-    _input_x_gradient, reduce_sum, deterministic=True, evaluates_at_input_only=True
+    _input_times_gradient, _one, reduce_sum, deterministic=True, evaluates_at_input_only=True
 )
 INTEGRATED_GRADIENTS = GradientMethod(
-    _integrated_gradients, reduce_sum, deterministic=True, baseline=True, delta=True
+    _path, _n_steps, reduce_sum, deterministic=True, baseline=True, delta=True
 )
-GRADIENT_SHAP = GradientMethod(_gradient_shap, reduce_sum, deterministic=False, baseline=True, noise=True)
-SMOOTH_GRAD = GradientMethod(_noise_tunnel("smoothgrad"), reduce_l2, deterministic=False, noise=True)
-SQUARE_GRAD = GradientMethod(_noise_tunnel("smoothgrad_sq"), reduce_root_sum, deterministic=False, noise=True)
-VAR_GRAD = GradientMethod(_noise_tunnel("vargrad"), reduce_root_sum, deterministic=False, noise=True)
+GRADIENT_SHAP = GradientMethod(_shap, _n_samples, reduce_sum, deterministic=False, baseline=True, noise=True)
+SMOOTH_GRAD = GradientMethod(_noisy, _n_samples, reduce_l2, deterministic=False, noise=True)
+SQUARE_GRAD = GradientMethod(
+    _noisy, _n_samples, reduce_root_sum, deterministic=False, moment="second", noise=True
+)
+VAR_GRAD = GradientMethod(
+    _noisy, _n_samples, reduce_root_sum, deterministic=False, moment="variance", noise=True
+)

@@ -155,9 +155,9 @@ register(
 )
 
 # ------------------------------------------------------------------------ gradient
-# Costs are in sequences through the model; the chunks pack token_budget // seq_len of them
-# per pass. None depends on n_units. per_target_token multiplies the forward+backward
-# sequences by (n_target + 1) (one differentiated row per target token, plus f).
+# Costs are in sequences through the model; passes hold as many as the token budget allows,
+# of one item or (explain_batch) several. None depends on n_units. per_target_token multiplies
+# the forward+backward rows by (n_target + 1) (one differentiated row per target token, plus f).
 _PTT = " (x (n_target + 1) with per_target_token)"
 for _method, _impl, _options, _summary, _cost, _paper in (
     (

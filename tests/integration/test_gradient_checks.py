@@ -154,12 +154,12 @@ def test_integrated_gradients_completeness_on_the_demo_model(demo_explainer):
 
 
 def test_template_tokens_are_fixed_and_unscored(qwen_pair):
-    from fairforge_attr.engine.gradients import EmbeddingObjective
+    from fairforge_attr.engine.gradients import ItemEmbeddings
 
     model, tok = qwen_pair
     explainer = AttributionExplainer(model, tok)
     enc = _encode(tok, Granularity.TOKEN)
-    obj = EmbeddingObjective(explainer.engine, enc)
+    obj = ItemEmbeddings(explainer.engine, enc)
     varied = set(obj.positions.tolist())
     assert varied == {t for u in enc.units for t in u.token_indices}
     template = [t for t in range(enc.prompt_length) if t not in varied]

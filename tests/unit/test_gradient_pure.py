@@ -1,4 +1,4 @@
-"""Pure parts of the gradient methods: reductions, unit sums, options, baselines, seeding."""
+"""Pure parts of the gradient methods: reductions, unit sums, options, baselines, noise draws."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from fairforge_attr.methods.gradient import (
     reduce_root_sum,
     reduce_sum,
     resolve_embedding_baseline,
-    seeded,
+    sample_draws,
     sum_into_units,
 )
 from fairforge_attr.methods.registry import REGISTRY, Family, get_method
@@ -87,17 +87,18 @@ def test_registry_metadata(method):
         assert field.description, f"{method.value}.{name} has no description"
 
 
-def test_seeded_leaves_the_callers_rng_alone():
+def test_sample_draws_depend_on_seed_and_sample_alone():
     torch.manual_seed(123)
     np.random.seed(7)
     torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()[1].copy()
-    with seeded(5, torch.device("cpu")):
-        a = (torch.randn(3), np.random.uniform(size=2))
-    with seeded(5, torch.device("cpu")):
-        b = (torch.randn(3), np.random.uniform(size=2))
-    with seeded(6, torch.device("cpu")):
-        c = torch.randn(3)
-    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-    assert not torch.equal(a[0], c)
+    u, eps = sample_draws(5, torch.tensor([0, 1, 2]), (4, 3))
+    assert u.shape == (3,) and eps.shape == (3, 4, 3) and ((u >= 0) & (u < 1)).all()
+    # Sample k is the same whatever else is drawn with it: its order, repeats, a longer run.
+    u2, eps2 = sample_draws(5, torch.tensor([2, 2, 0, 7]), (4, 3))
+    assert torch.equal(eps2[0], eps[2]) and torch.equal(eps2[1], eps[2]) and torch.equal(eps2[2], eps[0])
+    assert u2[0] == u[2] and u2[2] == u[0]
+    assert not torch.equal(eps[0], eps[1])
+    _, other = sample_draws(6, torch.tensor([0]), (4, 3))
+    assert not torch.equal(other[0], eps[0])
     assert torch.equal(torch.random.get_rng_state(), torch_state)
     assert np.array_equal(np.random.get_state()[1], numpy_state)
