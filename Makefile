@@ -25,12 +25,12 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check fairforge_attr tests scripts
-	$(BIN)/ruff format --check fairforge_attr tests scripts
+	$(BIN)/ruff check fairforge_attr tests scripts benchmarks
+	$(BIN)/ruff format --check fairforge_attr tests scripts benchmarks
 
 format: $(STAMP)
-	$(BIN)/ruff format fairforge_attr tests scripts
-	$(BIN)/ruff check --fix fairforge_attr tests scripts
+	$(BIN)/ruff format fairforge_attr tests scripts benchmarks
+	$(BIN)/ruff check --fix fairforge_attr tests scripts benchmarks
 
 demo-model: $(STAMP)
 	$(BIN)/python scripts/train_demo_model.py

@@ -24,6 +24,7 @@ from fairforge_attr.engine.packing import row_table, variant_ids
 from fairforge_attr.methods.registry import get_method
 from fairforge_attr.prompt import EncodedInput, encode, render_chat
 from fairforge_attr.results import Message
+from fairforge_attr.segment import clear_cache
 from fairforge_attr.types import Granularity
 
 CAPTUM_METHODS = {"occlusion": "FeatureAblation", "lime": "Lime", "kernel_shap": "KernelShap"}
@@ -128,6 +129,7 @@ def ours(subject: Subject, method: str, options: dict) -> tuple[Callable[[], Any
 
     def run():
         engine.stats.reset()
+        clear_cache()  # every timed run pays for sentence splitting, as a fresh input would
         result = subject.explainer.explain(
             subject.messages, subject.target, method=method, granularity=subject.granularity, **options
         )

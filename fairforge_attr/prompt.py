@@ -17,11 +17,12 @@ say) are added as it would add them for any text, and stay fixed.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from .errors import InvalidRequestError, PromptEncodingError, PromptTooLongError
@@ -33,9 +34,9 @@ RAW_PROMPT_ROLE = "prompt"
 FALLBACK_GENERATION_PROMPT = "assistant:\n"
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One attributable unit: its text, where it is, and which tokens carry it."""
+class Unit(NamedTuple):
+    """One attributable unit: its text, where it is, and which tokens carry it (a NamedTuple:
+    a long prompt makes a thousand of these per item, and a frozen dataclass costs 5x more)."""
 
     text: str
     message_index: int
@@ -175,12 +176,19 @@ def encode(
         Granularity.WORD: word_spans,
         Granularity.SENTENCE: sentence_spans,
     }[granularity]
+    starts = np.fromiter((o[0] for o in offsets), dtype=np.int64, count=len(offsets))
+    ends = np.fromiter((o[1] for o in offsets), dtype=np.int64, count=len(offsets))
     units: list[Unit] = []
     for mi, (cs, ce, shift) in enumerate(spans):
         content = text[cs:ce]
-        tokens = [(t, max(s, cs), min(e, ce)) for t, (s, e) in enumerate(offsets) if s < ce and e > cs]
-        segments = [(s - cs, e - cs) for _, s, e in tokens] if segmenter is None else segmenter(content)
-        units.extend(_group(tokens, segments, cs, shift, content, mi, roles[mi]))
+        inside = np.nonzero((starts < ce) & (ends > cs))[0]  # tokens touching this content
+        tok_s = np.maximum(starts[inside], cs) - cs  # clipped, relative to the content
+        tok_e = np.minimum(ends[inside], ce) - cs
+        if segmenter is None:
+            segments = np.stack([tok_s, tok_e], 1) if len(inside) else np.zeros((0, 2), np.int64)
+        else:
+            segments = np.asarray(segmenter(content), dtype=np.int64).reshape(-1, 2)
+        units.extend(_group(inside, tok_s, tok_e, segments, shift, content, mi, roles[mi]))
 
     ids = torch.tensor(prompt_ids + target_ids, dtype=torch.long)
     return EncodedInput(
@@ -190,60 +198,55 @@ def encode(
         prompt_text=text,
         target_text=target,
         messages=list(messages) if messages is not None else None,
-        target_tokens=[tokenizer.decode([t]) for t in target_ids],
+        target_tokens=tokenizer.batch_decode([[t] for t in target_ids]),
     )
 
 
-def _group(tokens, segments, content_start, shift, content, message_index, role) -> list[Unit]:
+def _group(token_ids, tok_s, tok_e, segments, shift, content, message_index, role) -> list[Unit]:
     """Assign tokens to segments; segments that share a token merge into one unit, because a
     token cannot be half removed. Tokens touching no segment (pure whitespace) stay fixed.
 
-    ``segments`` are sorted by start with non-decreasing ends, so a bisect finds each token's
-    first candidate and the scan stops at the first segment starting after the token.
+    Vectorised because it runs once per item on every token (a 1,000-token prompt took 8 ms
+    as a Python loop, as long as a GPU forward of the whole batch). ``segments`` [n, 2] are
+    sorted by start with non-decreasing ends, so the segments a token [s, e) overlaps are the
+    contiguous range first..last found by two binary searches; a token whose range holds
+    several segments links each to the next, and linked runs of segments form one unit.
     """
-    parent = list(range(len(segments)))
-    seg_ends = [b for _, b in segments]
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    owner_of_token: dict[int, int] = {}
-    for t, s, e in tokens:
-        rs, re_ = s - content_start, e - content_start
-        k = bisect_right(seg_ends, rs)
-        first = None
-        while k < len(segments) and segments[k][0] < re_:
-            if segments[k][1] > rs:
-                if first is None:
-                    first = k
-                else:
-                    parent[find(k)] = find(first)
-            k += 1
-        if first is not None:
-            owner_of_token[t] = first
-
-    members: dict[int, list[int]] = {}
-    for k in range(len(segments)):
-        members.setdefault(find(k), []).append(k)
-    tokens_of: dict[int, list[int]] = {}
-    for t, k in owner_of_token.items():
-        tokens_of.setdefault(find(k), []).append(t)
-    units = []
-    for root, toks in tokens_of.items():
-        start = min(segments[k][0] for k in members[root])
-        end = max(segments[k][1] for k in members[root])
-        units.append(
-            Unit(
-                text=content[start:end],
-                message_index=message_index,
-                role=role,
-                char_start=start + shift,
-                char_end=end + shift,
-                token_indices=tuple(sorted(toks)),
-            )
+    n_seg = segments.shape[0]
+    if n_seg == 0 or len(token_ids) == 0:
+        return []
+    seg_s, seg_e = segments[:, 0], segments[:, 1]
+    first = np.searchsorted(seg_e, tok_s, side="right")  # first segment ending after s
+    last = np.searchsorted(seg_s, tok_e, side="left") - 1  # last segment starting before e
+    hits = first <= last
+    token_ids, first, last = token_ids[hits], first[hits], last[hits]
+    # link[k]: segments k and k+1 share a token (difference array over the ranges)
+    diff = np.zeros(n_seg + 1, dtype=np.int64)
+    np.add.at(diff, first, 1)
+    np.add.at(diff, last, -1)
+    link = np.cumsum(diff)[: n_seg - 1] > 0
+    begins = np.concatenate([[True], ~link])  # a segment not linked to the previous starts a run
+    component = np.cumsum(begins) - 1  # the run (unit candidate) of every segment
+    run_start = np.minimum.reduceat(seg_s, np.flatnonzero(begins))
+    run_end = np.maximum.reduceat(seg_e, np.flatnonzero(begins))
+    token_unit = component[first]
+    order = np.argsort(token_unit, kind="stable")  # tokens grouped by unit, in text order
+    by_unit = token_unit[order]
+    tokens_sorted = token_ids[order].tolist()
+    cuts = (np.flatnonzero(np.diff(by_unit)) + 1).tolist()
+    lo, hi = [0, *cuts], [*cuts, len(tokens_sorted)]
+    run_of = by_unit[lo].tolist()
+    starts, ends = run_start.tolist(), run_end.tolist()
+    units = [
+        Unit(
+            text=content[starts[r] : ends[r]],
+            message_index=message_index,
+            role=role,
+            char_start=starts[r] + shift,
+            char_end=ends[r] + shift,
+            token_indices=tuple(tokens_sorted[a:b]),
         )
+        for a, b, r in zip(lo, hi, run_of)
+    ]
     units.sort(key=lambda u: (u.char_start, u.token_indices[0]))
     return units

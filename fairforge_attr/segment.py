@@ -28,9 +28,21 @@ def _segmenter():  # building the segmenter compiles many rules: do it once
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
+    # pysbd costs ~50 us per word; logged conversations repeat their system prompts, so the
+    # spans of recent texts are kept (a tuple, so no caller can change the cached value).
+    return list(_sentence_spans(text))
+
+
+def clear_cache() -> None:
+    """Forget the remembered sentence spans (benchmarks time the cold path with this)."""
+    _sentence_spans.cache_clear()
+
+
+@lru_cache(maxsize=4096)
+def _sentence_spans(text: str) -> tuple[tuple[int, int], ...]:
     spans: list[tuple[int, int]] = []
     if not text.strip():
-        return spans
+        return ()
     cursor = 0
     for piece in _segmenter().segment(text):
         # pysbd's offsets can drift on repeated sentences; locate the text from the cursor.
@@ -51,8 +63,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     # Text that pysbd did not cover (it should not happen) becomes its own sentence.
     covered = sum(e - s for s, e in spans)
     if covered < len(text.strip()):
-        return _fill_gaps(text, spans)
-    return spans
+        spans = _fill_gaps(text, spans)
+    return tuple(spans)
 
 
 def _fill_gaps(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -106,3 +106,60 @@ def test_errors_are_specific(gpt2_pair):
             encode(tok, target="x", granularity=Granularity.WORD, messages=MSGS)
     finally:
         tok.chat_template = original
+
+
+def _group_reference(tokens, segments):
+    """Brute force: union segments that share a token, by repeated merging."""
+    groups = [{k} for k in range(len(segments))]
+    owner = {}
+    for t, (s, e) in tokens:
+        hits = [k for k, (a, b) in enumerate(segments) if a < e and b > s]
+        if not hits:
+            continue
+        merged = set().union(*(g for g in groups if g & set(hits)))
+        groups = [g for g in groups if not g & set(hits)] + [merged]
+        owner[t] = hits[0]
+    out = []
+    for g in groups:
+        toks = sorted(t for t, k in owner.items() if k in g)
+        if toks:
+            out.append((min(segments[k][0] for k in g), max(segments[k][1] for k in g), tuple(toks)))
+    return sorted(out)
+
+
+def test_grouping_matches_brute_force_on_random_layouts():
+    import random
+
+    import numpy as np
+
+    from fairforge_attr.prompt import _group
+
+    rng = random.Random(0)
+    for _ in range(300):
+        n = rng.randint(1, 40)
+        cuts = sorted(rng.sample(range(1, 120), n))
+        tokens, pos = [], 0
+        for t, c in enumerate(cuts):
+            tokens.append((t, (pos, c)))
+            pos = c
+        segments, pos = [], 0
+        while pos < cuts[-1]:
+            gap, length = rng.randint(0, 3), rng.randint(1, 8)
+            if pos + gap + length > cuts[-1]:
+                break
+            segments.append((pos + gap, pos + gap + length))
+            pos += gap + length
+        content = "x" * cuts[-1]
+        got = _group(
+            np.array([t for t, _ in tokens]),
+            np.array([s for _, (s, _) in tokens]),
+            np.array([e for _, (_, e) in tokens]),
+            np.array(segments, dtype=np.int64).reshape(-1, 2),
+            0,
+            content,
+            0,
+            "user",
+        )
+        assert sorted((u.char_start, u.char_end, u.token_indices) for u in got) == _group_reference(
+            tokens, segments
+        )
