@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run HERE (a machine with PyPI), in the repository root, before benchmarks/gpu_check.sh:
+# Run HERE (a machine that reaches the package registry), in the repository root, before benchmarks/gpu_check.sh:
 # downloads the wheels that the GPU machine's image lacks (or has in other versions) into .whl/
 # (git-ignored), for CPython 3.12 on x86-64. Name .whl in the device run's `carry`.
 set -euo pipefail

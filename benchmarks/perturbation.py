@@ -133,13 +133,22 @@ def ours(subject: Subject, method: str, options: dict) -> tuple[Callable[[], Any
         result = subject.explainer.explain(
             subject.messages, subject.target, method=method, granularity=subject.granularity, **options
         )
-        last.update(
-            forward=engine.stats.calls,
-            sequences=engine.stats.sequences,
-            tokens=engine.stats.tokens,
-            prefix_tokens_saved=engine.stats.prefix_tokens_saved,
-            n_forward=result.metadata.n_forward,
-        )
+        meta = result.metadata
+        if meta.n_backward:  # gradient methods run their own passes, outside the engine's stats
+            last.update(
+                forward=meta.n_forward,
+                backward=meta.n_backward,
+                sequences=meta.n_sequences,
+                tokens=meta.n_sequences * subject.encoded.seq_len,
+            )
+        else:
+            last.update(
+                forward=engine.stats.calls,
+                sequences=engine.stats.sequences,
+                tokens=engine.stats.tokens,
+                prefix_tokens_saved=engine.stats.prefix_tokens_saved,
+            )
+        last.update(n_forward=meta.n_forward)
         return result
 
     return run, lambda: dict(last)

@@ -79,6 +79,14 @@ def _seconds(impl: dict[str, Any]) -> str:
 COLUMNS = ("roofline", "ours", "captum_seq", "captum_default", "captum_lig")
 
 
+def _passes(impl: dict[str, Any]) -> str:
+    """'forward / sequences / tokens'; gradient rows also say how many passes had a backward."""
+    passes = _fmt(impl.get("forward"))
+    if impl.get("backward"):
+        passes += f" ({_fmt(impl['backward'])} bwd)"
+    return f"{passes} / {_fmt(impl.get('sequences'))} / {_fmt(impl.get('tokens'))}"
+
+
 def case_table(result: dict[str, Any]) -> list[str]:
     head = (
         "| model | input | method | samples | roofline s | ours s | captum seq s | captum default s "
@@ -99,7 +107,7 @@ def case_table(result: dict[str, Any]) -> list[str]:
             _fmt(r.get("captum_seq_over_ours"), 1),
             _fmt(r.get("captum_default_over_ours"), 1),
             _fmt(r.get("captum_lig_over_ours"), 1),
-            f"{_fmt(o.get('forward'))} / {_fmt(o.get('sequences'))} / {_fmt(o.get('tokens'))}",
+            _passes(o),
             _fmt(imp.get("roofline", {}).get("tokens")),
             _fmt(o.get("peak_memory_mb"), 1),
             _fmt(imp.get("roofline", {}).get("peak_memory_mb"), 1),
