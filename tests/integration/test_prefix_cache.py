@@ -137,3 +137,26 @@ def test_out_of_memory_with_a_shared_prefix_splits_and_matches(qwen_pair):
         assert torch.allclose(g.log_probs, w.log_probs, atol=1e-4)
     assert engine.stats.prefix_tokens_saved > 0
     assert engine.token_budget < 600
+
+
+@pytest.mark.parametrize("pair", ["qwen_pair", "gpt2_pair", "demo_pair"])
+def test_a_cached_pass_does_not_keep_the_rows_keys_and_values(pair, request):
+    """The rows' own keys/values live only inside each layer: after the pass the cache holds
+    the prefix alone (else a cached chunk would hold all layers' keys/values at once)."""
+    from fairforge_attr.engine.prefix_cache import PrefixCache
+
+    model, tok = request.getfixturevalue(pair)
+    prefix = PrefixCache(model)
+    ids = tok("The capital of France is Paris, and the sky is blue.", return_tensors="pt").input_ids
+    p, rows = 4, 3
+    with torch.inference_mode():
+        cache = prefix.expand(prefix.run_prefix(ids[:, :p], None), rows)
+        rest = ids[:, p:].expand(rows, -1)
+        positions = torch.arange(p, ids.shape[1]).unsqueeze(0)
+        cached = model(
+            input_ids=rest, position_ids=positions, use_cache=True, **{prefix.cache_kwarg: cache}
+        ).logits
+        plain = model(input_ids=ids, use_cache=False).logits[:, p:]
+    assert torch.allclose(cached, plain.expand(rows, -1, -1), atol=1e-4)
+    assert cache.get_seq_length() == p
+    assert all(layer.keys.shape[-2] == p for layer in cache.layers)
