@@ -36,7 +36,7 @@ demo-model: $(STAMP)
 	$(BIN)/python scripts/train_demo_model.py
 
 # The benchmark against captum and the roofline (benchmarks/RESULTS.md). The full run takes
-# about an hour on a 2-core CPU; bench-quick only checks that every part runs (< 1 min).
+# 2-3 hours on a 2-core CPU; bench-quick only checks that every part runs (< 1 min).
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
