@@ -3,7 +3,7 @@
 - roofline: a bare forward+backward over ``S`` embedding sequences (the same count the method
   differentiates): ``inputs_embeds`` require grad, weights frozen, full logits, the target
   logits summed and back-propagated, in batches of ``token_budget // seq_len`` rows;
-- ours: ``explain`` with the gradient method (skipped while the method is not in this build);
+- ours: ``explain`` with the gradient method (``perturbation.ours``);
 - captum: ``LLMGradientAttribution`` around ``LayerIntegratedGradients`` on the embedding
   layer, same target, same ``n_steps`` (it attributes each target token separately, so it
   runs n_target integrated-gradient passes).
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .perturbation import CallCounter, Subject, ours
+from .perturbation import CallCounter, Subject
 
 # method -> (options, sequences differentiated). n_steps / n_samples are set by the runner.
 GRADIENT_CASES: dict[str, Callable[[int], tuple[dict, int]]] = {
@@ -64,18 +64,6 @@ def roofline_backward(subject: Subject, n_sequences: int) -> tuple[Callable[[], 
         "tokens": n_sequences * enc.seq_len,
     }
     return run, counts
-
-
-def ours_gradient(subject: Subject, method: str, options: dict):
-    """``explain`` with a gradient method, or None while this build does not have it."""
-    from fairforge_attr.errors import MethodNotAvailableError
-    from fairforge_attr.methods.registry import get_method
-
-    try:
-        get_method(method)
-    except MethodNotAvailableError:
-        return None
-    return ours(subject, method, options)
 
 
 def captum_lig(subject: Subject, n_steps: int):

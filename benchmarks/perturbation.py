@@ -97,7 +97,7 @@ def variant_masks(subject: Subject, method: str, options: dict, seed: int = 0) -
     spec = get_method(method)
     opts = spec.parse_options(options)
     n = subject.encoded.n_units
-    masks = torch.cat([torch.ones(1, n, dtype=torch.bool), spec.perturbation.sample(n, opts, seed)])
+    masks = torch.cat([torch.ones(1, n, dtype=torch.bool), spec.score.sample(n, opts, seed)])
     return torch.unique(masks.to(torch.uint8), dim=0).bool()
 
 

@@ -1,4 +1,9 @@
-"""The one entry point for users and the CLI: AttributionExplainer and compute_attributions."""
+"""The one entry point for users and the CLI: AttributionExplainer and compute_attributions.
+
+A call builds its Plan once (``AttributionExplainer.plan``), turns each item into a request,
+encodes groups of items and hands each group to the scorer (``scorer.score_group``), which
+returns finished results: api -> scorer -> results, never back.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .engine import Engine, resolve_baseline
+from .engine import Engine
 from .errors import FairForgeError, InvalidRequestError
-from .methods.gradient import resolve_embedding_baseline
-from .methods.registry import Family, MethodSpec, get_method
 from .models import load_model, model_name
+from .plan import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED, Plan, build_plan
 from .prompt import encode, tokenize_prompt_ids
 from .request import ExplainRequest, coerce_request, make_request
 from .results import AttributionResult, BatchAttributionResult
-from .runner import build_result, compute_scores
+from .scorer import ScoredItem, score_group
 from .types import AttributionMethod, Granularity
 
-DEFAULT_SEED = 0
-DEFAULT_MAX_NEW_TOKENS = 64
 PACK_ITEMS = 32  # items whose variants (perturbation) or points (gradient) may share passes
 
 
@@ -97,9 +99,15 @@ class AttributionExplainer:
         lists them.
         """
         request = make_request(messages, target, prompt)
-        outcome = next(
-            self._iter([request], method, granularity, seed, per_target_token, max_new_tokens, options)
+        plan = self.plan(
+            method,
+            granularity,
+            seed=seed,
+            per_target_token=per_target_token,
+            max_new_tokens=max_new_tokens,
+            **options,
         )
+        outcome = next(self.iter_outcomes(plan, [request]))
         if outcome.error is not None:
             raise outcome.error
         return outcome.result
@@ -154,20 +162,59 @@ class AttributionExplainer:
     ) -> Iterator[ItemOutcome]:
         """Yield one ItemOutcome per item, in order, as soon as its group is done. Bad items
         yield an error and never stop the others."""
-
-        def requests() -> Iterator[ExplainRequest | FairForgeError]:
-            for item in items:
-                try:
-                    yield coerce_request(item)
-                except FairForgeError as exc:
-                    yield exc
-
-        for outcome in self._iter(
-            requests(), method, granularity, seed, per_target_token, max_new_tokens, options
-        ):
+        plan = self.plan(
+            method,
+            granularity,
+            seed=seed,
+            per_target_token=per_target_token,
+            max_new_tokens=max_new_tokens,
+            **options,
+        )
+        for outcome in self.iter_outcomes(plan, items):
             yield outcome
             if progress is not None:
                 progress(1)
+
+    def plan(
+        self,
+        method: AttributionMethod | str | None = None,
+        granularity: Granularity | str | None = None,
+        *,
+        seed: int = DEFAULT_SEED,
+        per_target_token: bool = False,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        **options: Any,
+    ) -> Plan:
+        """The Plan of a call: the method and granularity (default: the explainer's), the
+        validated options and the baseline resolved with this explainer's tokenizer. Bad
+        names and values raise here, before any item is read."""
+        return build_plan(
+            self.tokenizer,
+            self.engine.vocab_size,
+            method=self.default_method if method is None else method,
+            granularity=self.default_granularity if granularity is None else granularity,
+            seed=seed,
+            per_target_token=per_target_token,
+            max_new_tokens=max_new_tokens,
+            options=options,
+        )
+
+    def iter_outcomes(self, plan: Plan, items: Iterable[Any]) -> Iterator[ItemOutcome]:
+        """Explain ``items`` under ``plan``: one ItemOutcome per item, in order, as soon as its
+        group of up to ``PACK_ITEMS`` items is done. An item may be an ExplainRequest, a
+        ``(messages, target)`` pair or a dict with messages/prompt/target; one that cannot be
+        read, encoded or scored yields its error and never stops the others."""
+        group: list[tuple[int, ExplainRequest | FairForgeError]] = []
+        for index, item in enumerate(items):
+            try:
+                group.append((index, coerce_request(item)))
+            except FairForgeError as exc:
+                group.append((index, exc))
+            if len(group) >= PACK_ITEMS:
+                yield from self._run_group(plan, group)
+                group = []
+        if group:
+            yield from self._run_group(plan, group)
 
     def visualize(self, result: AttributionResult, return_html: bool = False) -> str | None:
         """Show a heatmap of the prompt: HTML in a notebook, colours in a terminal.
@@ -177,132 +224,57 @@ class AttributionExplainer:
         return show(result, return_html=return_html)
 
     # ---------------------------------------------------------------- internals
-    def _iter(self, requests, method, granularity, seed, per_target_token, max_new_tokens, options):
-        spec = get_method(method if method is not None else self.default_method)
-        gran = Granularity.parse(granularity if granularity is not None else self.default_granularity)
-        opts = spec.parse_options(options)
-        if per_target_token and not spec.supports_per_target_token:
-            raise InvalidRequestError(f"{spec.method.value} does not support per_target_token")
-        baseline = None
-        extra: dict[str, Any] = {}
-        if spec.family is Family.PERTURBATION:
-            baseline = resolve_baseline(self.tokenizer, opts.baseline, self.engine.vocab_size)
-            extra["removal"] = baseline.description
-        elif "baseline" in type(opts).model_fields:
-            baseline = resolve_embedding_baseline(self.tokenizer, opts.baseline, self.engine.vocab_size)
-            extra["baseline_embedding"] = baseline.description
-        group: list[tuple[int, Any]] = []
-        for index, req in enumerate(requests):
-            group.append((index, req))
-            if len(group) >= PACK_ITEMS:
-                yield from self._run_group(
-                    group, spec, gran, opts, seed, per_target_token, max_new_tokens, baseline, extra
-                )
-                group = []
-        if group:
-            yield from self._run_group(
-                group, spec, gran, opts, seed, per_target_token, max_new_tokens, baseline, extra
-            )
-
     def _run_group(
-        self, group, spec: MethodSpec, gran, opts, seed, per_target_token, max_new_tokens, baseline, extra
-    ):
+        self, plan: Plan, group: Sequence[tuple[int, ExplainRequest | FairForgeError]]
+    ) -> Iterator[ItemOutcome]:
         start = time.perf_counter()
         outcomes: dict[int, ItemOutcome] = {}
-        ready = []  # (index, encoded, generated)
+        ready: list[tuple[int, ScoredItem]] = []
         for index, req in group:
             if isinstance(req, FairForgeError):
                 outcomes[index] = ItemOutcome(index, error=req)
                 continue
             try:
-                target, generated = req.target, False
-                if target is None:
-                    target, generated = self._generate(req, max_new_tokens), True
-                enc = encode(
-                    self.tokenizer,
-                    target=target,
-                    granularity=gran,
-                    messages=req.messages,
-                    prompt=req.prompt,
-                    max_length=self.max_length,
-                )
-                ready.append((index, enc, generated))
+                ready.append((index, self._encode(plan, req)))
             except FairForgeError as exc:
                 outcomes[index] = ItemOutcome(index, error=exc)
         if ready:
-            try:
-                scored = compute_scores(
-                    self.engine, spec, opts, [e for _, e, _ in ready], seed, per_target_token, baseline
-                )
-            except FairForgeError as exc:
-                if len(ready) > 1:  # one bad item must not sink the group: find it
-                    outcomes.update(
-                        self._score_one_by_one(
-                            ready, spec, gran, opts, seed, per_target_token, baseline, extra
-                        )
-                    )
+            done = score_group(
+                self.engine, plan, [item for _, item in ready], model=self.model_name, started=start
+            )
+            for (index, _), res in zip(ready, done):
+                if isinstance(res, FairForgeError):
+                    outcomes[index] = ItemOutcome(index, error=res)
                 else:
-                    outcomes[ready[0][0]] = ItemOutcome(ready[0][0], error=exc)
-            else:
-                seconds = (time.perf_counter() - start) / len(ready)
-                for (index, enc, generated), (raw, recomputed) in zip(ready, scored):
-                    outcomes[index] = ItemOutcome(
-                        index,
-                        result=self._result(
-                            enc, spec, gran, opts, raw, recomputed, seed, seconds, generated, extra
-                        ),
-                    )
+                    self._log(res)
+                    outcomes[index] = ItemOutcome(index, result=res)
         for index, _ in group:
             yield outcomes[index]
 
-    def _score_one_by_one(self, ready, spec, gran, opts, seed, per_target_token, baseline, extra):
-        for index, enc, generated in ready:
-            start = time.perf_counter()
-            try:
-                ((raw, recomputed),) = compute_scores(
-                    self.engine, spec, opts, [enc], seed, per_target_token, baseline
-                )
-            except FairForgeError as exc:
-                yield index, ItemOutcome(index, error=exc)
-                continue
-            seconds = time.perf_counter() - start
-            yield (
-                index,
-                ItemOutcome(
-                    index,
-                    result=self._result(
-                        enc, spec, gran, opts, raw, recomputed, seed, seconds, generated, extra
-                    ),
-                ),
-            )
-
-    def _result(
-        self, enc, spec, gran, opts, raw, recomputed, seed, seconds, generated, extra
-    ) -> AttributionResult:
-        result = build_result(
-            enc,
-            spec,
-            gran,
-            opts,
-            raw,
-            recomputed=recomputed,
-            model=self.model_name,
-            device=str(self.engine.device),
-            dtype=str(self.engine.dtype).removeprefix("torch."),
-            seed=seed,
-            seconds=seconds,
-            target_generated=generated,
-            extra_params=extra,
+    def _encode(self, plan: Plan, req: ExplainRequest) -> ScoredItem:
+        target, generated = req.target, False
+        if target is None:
+            target, generated = self._generate(req, plan.max_new_tokens), True
+        encoded = encode(
+            self.tokenizer,
+            target=target,
+            granularity=plan.granularity,
+            messages=req.messages,
+            prompt=req.prompt,
+            max_length=self.max_length,
         )
-        if self.verbose:
-            from .render.terminal import stderr_console
+        return ScoredItem(encoded, target_generated=generated)
 
-            m = result.metadata
-            stderr_console().print(
-                f"[dim]{spec.method.value}/{gran.value}: {m.n_units} units, {m.n_forward} forward, "
-                f"{m.n_sequences} sequences, {m.compute_time_seconds:.2f}s, log p(target)={m.target_log_prob:.3f}[/dim]"
-            )
-        return result
+    def _log(self, result: AttributionResult) -> None:
+        if not self.verbose:
+            return
+        from .render.terminal import stderr_console
+
+        m = result.metadata
+        stderr_console().print(
+            f"[dim]{result.method.value}/{result.granularity.value}: {m.n_units} units, {m.n_forward} forward, "
+            f"{m.n_sequences} sequences, {m.compute_time_seconds:.2f}s, log p(target)={m.target_log_prob:.3f}[/dim]"
+        )
 
     def _generate(self, req: ExplainRequest, max_new_tokens: int) -> str:
         ids = tokenize_prompt_ids(self.tokenizer, messages=req.messages, prompt=req.prompt)

@@ -23,10 +23,6 @@ class PromptEncodingError(InvalidRequestError):
     """The chat template or tokenizer did not let us map tokens back onto message text."""
 
 
-class MethodNotAvailableError(FairForgeError, NotImplementedError):
-    """The method exists in the enum but cannot run here (not implemented, or a missing extra)."""
-
-
 class ModelLoadError(FairForgeError, OSError):
     """A model or tokenizer could not be loaded; the message says why and what to do."""
 

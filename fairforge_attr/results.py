@@ -10,11 +10,16 @@ with the strongest influence has |normalized_score| == 1.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .types import AttributionMethod, Granularity
+
+if TYPE_CHECKING:  # this module stays light: reading a result file must not import torch
+    from .methods.base import RawScores
+    from .plan import Plan
+    from .prompt import EncodedInput
 
 
 class Message(BaseModel):
@@ -117,3 +122,69 @@ class BatchAttributionResult(BaseModel):
 
     def __getitem__(self, index: int) -> AttributionResult:
         return self.results[index]
+
+
+def build_result(
+    encoded: EncodedInput,
+    plan: Plan,
+    raw: RawScores,
+    *,
+    model: str,
+    device: str,
+    dtype: str,
+    seconds: float,
+    recomputed: bool = False,
+    target_generated: bool = False,
+) -> AttributionResult:
+    """The result of one item: its units with their scores (and normalised scores), and how
+    they were computed. ``recomputed``: the item was redone in float32 after ``dtype`` gave
+    NaN/inf."""
+    scores = raw.scores.double().tolist()
+    peak = max((abs(s) for s in scores), default=0.0)
+    attributions = [
+        Attribution(
+            text=u.text,
+            score=scores[i],
+            normalized_score=scores[i] / peak if peak > 0 else 0.0,
+            position=i,
+            message_index=u.message_index,
+            role=u.role,
+            char_start=u.char_start,
+            char_end=u.char_end,
+        )
+        for i, u in enumerate(encoded.units)
+    ]
+    ptt = None
+    if raw.per_target_token is not None:
+        ptt = PerTargetToken(
+            target_tokens=encoded.target_tokens, scores=raw.per_target_token.double().tolist()
+        )
+    meta = ResultMetadata(
+        model=model,
+        device=device,
+        dtype="float32" if recomputed else dtype,
+        seed=plan.recorded_seed,
+        n_forward=raw.n_forward,
+        n_backward=raw.n_backward,
+        n_sequences=raw.n_sequences,
+        compute_time_seconds=seconds,
+        target_log_prob=raw.target_log_prob,
+        params=plan.params,
+        n_units=encoded.n_units,
+        n_prompt_tokens=encoded.prompt_length,
+        n_target_tokens=encoded.n_target_tokens,
+        convergence_delta=raw.convergence_delta,
+        recomputed_in_float32=recomputed,
+        target_generated=target_generated,
+        warnings=([f"recomputed in float32: {dtype} gave NaN/inf"] if recomputed else []) + raw.warnings,
+    )
+    return AttributionResult(
+        prompt=encoded.prompt_text,
+        messages=encoded.messages,
+        target=encoded.target_text,
+        method=plan.method,
+        granularity=plan.granularity,
+        attributions=attributions,
+        per_target_token=ptt,
+        metadata=meta,
+    )

@@ -1,6 +1,6 @@
 """ffattr batch: attribute every line of a JSONL file, streaming, resumable and shardable.
 
-The pipeline is ``fairforge_attr.io.batch.BatchJob``; this command checks the flags, turns
+The pipeline is ``fairforge_attr.batch.BatchJob``; this command checks the flags, turns
 SIGTERM into a clean stop (every finished item stays in ``OUT.partial/`` for ``--resume``),
 shows progress and sets the exit code.
 """
@@ -175,7 +175,9 @@ def batch(
     ] = None,
 ) -> None:
     """Attribute every item of a JSONL file; write one row per item as it finishes."""
-    from ..io import PartialStore, output_format
+    from ..batch import refuse_existing_output
+    from ..errors import InvalidRequestError
+    from ..io import output_format
 
     output_format(output)
     shard_index, shard_count = _parse_shard(shard)
@@ -184,17 +186,10 @@ def batch(
             "--resume keeps OUT, --overwrite replaces it: give one", param_hint="--resume"
         )
     if not resume and not overwrite:
-        store = PartialStore(output)
-        if store.exists():
-            raise typer.BadParameter(
-                f"{store.dir} holds an unfinished run; add --resume to finish it or --overwrite to start over",
-                param_hint="OUT",
-            )
-        if output.exists():
-            raise typer.BadParameter(
-                f"{output} exists; add --overwrite to replace it or --resume to compute only missing ids",
-                param_hint="OUT",
-            )
+        try:  # the job refuses too; asking here answers before the model loads
+            refuse_existing_output(output)
+        except InvalidRequestError as exc:
+            raise typer.BadParameter(str(exc), param_hint="OUT") from None
     for path in (output, errors):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,10 +199,9 @@ def batch(
         n_steps=n_steps,
         baseline=baseline,
         extra=option,
-        per_target_token=per_target_token,
     )
 
-    from ..io.batch import BatchJob, count_items
+    from ..batch import BatchJob, count_items
 
     explainer = load_explainer(model, device=device, dtype=dtype, max_length=max_length)
     job = BatchJob(

@@ -93,7 +93,6 @@ def method_options(
     n_steps: int | None = None,
     baseline: str | None = None,
     extra: list[str] | None = None,
-    per_target_token: bool = False,
 ) -> dict[str, Any]:
     """The method options the user set, checked against the registry before any model loads: a
     flag the method does not take is a usage error that names the methods that do take it."""
@@ -125,12 +124,6 @@ def method_options(
                 + (f"Methods that take it: {', '.join(takers)}." if takers else "No method takes it."),
                 param_hint=flag.split()[0],
             )
-    if per_target_token and not spec.supports_per_target_token:
-        takers = [m.value for m, s in REGISTRY.items() if s.available and s.supports_per_target_token]
-        raise typer.BadParameter(
-            f"{spec.method.value} has no per-target-token scores; methods that do: {', '.join(takers)}",
-            param_hint="--per-target-token",
-        )
     options = {name: value for name, (_, value) in given.items()}
     spec.parse_options(options)  # values out of range fail here, with the option's name
     return options

@@ -112,15 +112,17 @@ def explain(
     """
     messages, prompt = _input(message, system, messages_file, raw)
     target_text = _target(target, target_file)
-    if output is not None and output.suffix.lower() not in (".json", ".html", ".htm"):
-        raise typer.BadParameter("name the file *.json or *.html", param_hint="--output")
+    if output is not None:
+        from ..io.formats import result_format, result_names
+
+        if result_format(output) is None:
+            raise typer.BadParameter(f"name the file {result_names()}", param_hint="--output")
     opts = method_options(
         method,
         n_samples=n_samples,
         n_steps=n_steps,
         baseline=baseline,
         extra=option,
-        per_target_token=per_target_token,
     )
 
     explainer = load_explainer(model, device=device, dtype=dtype, max_length=max_length)
@@ -136,14 +138,9 @@ def explain(
         **opts,
     )
     if output is not None:
-        from ..io import write_text
+        from ..io import write_result
 
-        if output.suffix.lower() == ".json":
-            write_text(output, result.model_dump_json(indent=2) + "\n")
-        else:
-            from ..render import to_html
-
-            write_text(output, to_html(result, top_k=top_k))
+        write_result(output, result, top_k=top_k)
     if fmt is o.Format.json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
         return

@@ -29,11 +29,9 @@ def describe(spec: Any) -> dict[str, Any]:
     return {
         "method": spec.method.value,
         "family": spec.family.value,
-        "available": spec.available,
         "summary": spec.summary,
         "cost": spec.cost,
         "paper": spec.paper,
-        "supports_per_target_token": spec.supports_per_target_token,
         "has_convergence_delta": spec.has_convergence_delta,
         "uses_seed": spec.uses_seed,
         "options": {
@@ -66,16 +64,11 @@ def methods(
     table.add_column("cost", ratio=2)
     table.add_column("defaults", no_wrap=True)
     table.add_column("paper", ratio=3)
-    missing = False
     for row in rows:
         name = f"[bold]{row['method']}[/bold]\n[dim]{row['family']}[/dim]"
-        if not row["available"]:
-            name, missing = f"[dim]{row['method']} *[/dim]\n[dim]{row['family']}[/dim]", True
         defaults = "\n".join(f"{k}={_short(v['default'])}" for k, v in row["options"].items()) or "-"
         table.add_row(name, row["cost"], defaults, row["paper"])
     console.print(table)
-    if missing:
-        console.print("[dim]* not implemented in this version[/dim]")
     console.print("[dim]ffattr methods NAME: one method, every option explained.[/dim]")
 
 
@@ -87,10 +80,9 @@ def _detail(row: dict[str, Any]) -> Table:
     table = Table(title=f"{row['method']}: {row['summary']}", title_justify="left", show_header=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
-    table.add_row("family", row["family"] + ("" if row["available"] else " (not available in this version)"))
+    table.add_row("family", row["family"])
     table.add_row("cost", row["cost"])
     table.add_row("paper", row["paper"])
-    table.add_row("per target token", "yes" if row["supports_per_target_token"] else "no")
     table.add_row("convergence delta", "yes" if row["has_convergence_delta"] else "no")
     table.add_row("uses --seed", "yes" if row["uses_seed"] else "no")
     for name, opt in row["options"].items():

@@ -88,8 +88,8 @@ def show(
 
 
 def _draw(console, row: dict[str, Any], layout: str, top_k: int, per_target_token: bool) -> None:
+    from ..io.schema import OK, row_to_result
     from ..render.terminal import footer, render, top_k_table
-    from ..schema import OK, row_to_result
 
     where = f"id {row['id']}" + (f" · line {row['line']}" if row.get("line") is not None else "")
     if row.get("meta"):

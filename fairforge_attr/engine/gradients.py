@@ -43,8 +43,7 @@ import torch
 
 from ..errors import EngineOutOfMemoryError
 from ..prompt import EncodedInput
-from .objective import target_log_probs
-from .scoring import Engine, _is_oom
+from .scoring import Engine, is_out_of_memory
 
 
 @contextmanager
@@ -134,7 +133,7 @@ class GradientPacker:
                 with _frozen_parameters(self.model):
                     done = self._pass(rows[start:stop], make_points, backward)
             except Exception as exc:
-                if not _is_oom(exc):
+                if not is_out_of_memory(exc):
                     raise
                 self._shrink(rows[start:stop], backward, exc)
                 continue
@@ -163,7 +162,7 @@ class GradientPacker:
                 n * new_len <= engine.token_budget
                 and n * (new_t + 1) * engine.vocab_size <= engine.logit_budget
                 and (self._row_cap is None or n <= self._row_cap)
-                and (engine._position_ids or item.seq_len == first_len)
+                and (engine.packs_lengths or item.seq_len == first_len)
             )
             if i > start and not fits:
                 return i
@@ -178,10 +177,8 @@ class GradientPacker:
                 f"{what} of {longest} tokens does not fit in memory on {self.engine.device}; "
                 "use a shorter input, a perturbation method or a larger device"
             ) from exc
-        if self.engine.device.type == "cuda":
-            torch.cuda.empty_cache()
         self._row_cap = len(rows) // 2
-        self.engine.token_budget = max(longest, self.engine.token_budget // 2)
+        self.engine.recover_from_oom(longest)
 
     def _state(self, item: int) -> ItemEmbeddings:
         if item not in self._states:
@@ -233,16 +230,7 @@ class GradientPacker:
             points.requires_grad_(backward)
             row_of = torch.arange(n, device=device).unsqueeze(1).expand(n, max_c)
             embeds = embeds.index_put((row_of[slot], where[slot]), points[slot].to(embeds.dtype))
-            kwargs = {"inputs_embeds": embeds, "attention_mask": real.long(), "use_cache": False}
-            if self.engine._position_ids:
-                kwargs["position_ids"] = (real.long().cumsum(-1) - 1).clamp(min=0)
-            if self.engine._logits_to_keep:
-                kwargs["logits_to_keep"] = max_t + 1
-            logits = self.model(**kwargs).logits[:, -(max_t + 1) : -1]
-            per_token = target_log_probs(logits, targets)
-            # Positions left of a shorter target are padding: zero them so f stays their sum.
-            valid = torch.arange(max_t, device=device).unsqueeze(0) >= (max_t - n_target).unsqueeze(1)
-            per_token = torch.where(valid, per_token, torch.zeros((), dtype=per_token.dtype, device=device))
+            per_token = self.engine.embeddings_log_probs(embeds, real, targets, n_target)
             out = torch.cat([per_token, per_token.sum(-1, keepdim=True)], dim=-1)
             grads = None
             if backward:

@@ -11,11 +11,6 @@ from __future__ import annotations
 import torch
 
 
-def predicting_positions(seq_len: int, n_target: int) -> torch.Tensor:
-    """Positions whose logits predict the last ``n_target`` tokens of a ``seq_len`` sequence."""
-    return torch.arange(seq_len - n_target - 1, seq_len - 1)
-
-
 def target_log_probs(logits: torch.Tensor, target_ids: torch.Tensor) -> torch.Tensor:
     """Per-token log-probabilities.
 
@@ -31,3 +26,23 @@ def target_log_probs(logits: torch.Tensor, target_ids: torch.Tensor) -> torch.Te
         target_ids = target_ids.unsqueeze(0).expand(logits.shape[0], -1)
     picked = logits.gather(-1, target_ids.unsqueeze(-1)).squeeze(-1)
     return picked - torch.logsumexp(logits, dim=-1)
+
+
+def masked_target_log_probs(
+    logits: torch.Tensor, targets: torch.Tensor, n_target: torch.Tensor
+) -> torch.Tensor:
+    """Per-token log-probabilities of rows whose targets are right-aligned in ``targets``.
+
+    Args:
+        logits: [rows, max_t, vocab] logits at the predicting positions (any dtype).
+        targets: [rows, max_t] target ids; a row's ``n_target`` tokens sit at the right end.
+        n_target: [rows] how many target tokens each row has.
+
+    Returns:
+        [rows, max_t] float32; positions left of a shorter target are padding and hold 0, so
+        f of every row is the sum of its row.
+    """
+    lp = target_log_probs(logits, targets)
+    max_t = targets.shape[1]
+    valid = torch.arange(max_t, device=lp.device).unsqueeze(0) >= (max_t - n_target).unsqueeze(1)
+    return torch.where(valid, lp, torch.zeros((), dtype=lp.dtype, device=lp.device))

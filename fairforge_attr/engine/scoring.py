@@ -24,13 +24,14 @@ import inspect
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from ..errors import EngineOutOfMemoryError
 from ..prompt import EncodedInput
 from .baseline import Baseline
-from .objective import target_log_probs
+from .objective import masked_target_log_probs
 from .packing import (
     Budgets,
     Chunk,
@@ -84,7 +85,8 @@ class EngineStats:
         self.calls = self.sequences = self.tokens = self.prefix_tokens_saved = 0
 
 
-def _is_oom(exc: BaseException) -> bool:
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` means the device ran out of memory (CUDA, MPS or host allocations)."""
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     text = str(exc).lower()
@@ -159,11 +161,39 @@ class Engine:
             for r in range(len(requests))
         ]
 
-    def log_probs(self, encoded: EncodedInput) -> torch.Tensor:
-        """[n_target] per-token log-probs of the unperturbed input."""
-        keep_all = torch.ones(1, encoded.n_units, dtype=torch.bool)
-        req = ScoreRequest(encoded, keep_all, Baseline(None, "none"))
-        return self.score([req])[0].log_probs[0]
+    def embeddings_log_probs(
+        self, embeds: torch.Tensor, real: torch.Tensor, targets: torch.Tensor, n_target: torch.Tensor
+    ) -> torch.Tensor:
+        """[rows, max_t] float32 target log-probs of left-padded embedding sequences (the
+        gradient methods' passes); differentiable when the caller enables grad.
+
+        Args:
+            embeds: [rows, length, hidden] input embeddings, each row's target at its end.
+            real: [rows, length] bool, False on left padding.
+            targets: [rows, max_t] right-aligned target ids; n_target: [rows] their counts.
+        """
+        max_t = targets.shape[1]
+        kwargs: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": real.long(), "use_cache": False}
+        if self._position_ids:
+            kwargs["position_ids"] = (real.long().cumsum(-1) - 1).clamp(min=0)
+        if self._logits_to_keep:
+            kwargs["logits_to_keep"] = max_t + 1
+        logits = self.model(**kwargs).logits[:, -(max_t + 1) : -1]
+        return masked_target_log_probs(logits, targets, n_target)
+
+    @property
+    def packs_lengths(self) -> bool:
+        """Whether rows of different lengths can share a pass: left padding needs explicit
+        position ids, which some models do not take."""
+        return self._position_ids
+
+    def recover_from_oom(self, longest: int) -> None:
+        """After an out-of-memory pass: free the device's cached blocks and halve the token
+        budget (never below one sequence of ``longest`` tokens), so later passes start from a
+        size that fits."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self.token_budget = max(longest, self.token_budget // 2)
 
     def generate(
         self, prompt_ids: torch.Tensor, max_new_tokens: int, stop_ids: list[int], pad_id: int | None
@@ -207,7 +237,7 @@ class Engine:
         try:
             lp = self._forward(build_chunk(tables, chunk), chunk.prefix)
         except Exception as exc:
-            if not _is_oom(exc):
+            if not is_out_of_memory(exc):
                 if chunk.prefix and self._prefix_failed(exc):
                     return self._run_chunk(tables, _without_prefix(chunk), pending, forwards)
                 raise
@@ -216,10 +246,8 @@ class Engine:
                     f"one sequence of {chunk.longest} tokens does not fit in memory on "
                     f"{self.device}; use a shorter input, a smaller dtype or a larger device"
                 ) from exc
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
             # Later chunks start from the size that worked, not the one that failed.
-            self.token_budget = max(chunk.longest, self.token_budget // 2)
+            self.recover_from_oom(chunk.longest)
             for half in split_chunk(tables, chunk, self.prefix.supported):
                 self._run_chunk(tables, half, pending, forwards)
             return None
@@ -270,11 +298,8 @@ class Engine:
         if logits.shape[1] != max_t:
             logits = logits[:, -(max_t + 1) : -1]
         self.stats.calls += 1
-        lp = target_log_probs(logits, batch.targets.to(dev, non_blocking=True))
-        # Positions left of a shorter target are padding: zero them so sums stay exact.
-        n_t = batch.n_target.to(dev, non_blocking=True)
-        valid = torch.arange(max_t, device=dev).unsqueeze(0) >= (max_t - n_t).unsqueeze(1)
-        return torch.where(valid, lp, torch.zeros((), dtype=lp.dtype, device=dev))
+        targets = batch.targets.to(dev, non_blocking=True)
+        return masked_target_log_probs(logits, targets, batch.n_target.to(dev, non_blocking=True))
 
 
 def _without_prefix(chunk: Chunk) -> Chunk:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..schema import OK
+from .schema import OK
 from .writers import JsonlAppender
 
 

@@ -1,4 +1,7 @@
-"""Writing results: whole files appear atomically, append-only logs are flushed per line."""
+"""Writing results: whole files appear atomically, append-only logs are flushed per line.
+
+The writers of each output format; which one a file name gets is decided by the format
+table (``formats.py``)."""
 
 from __future__ import annotations
 
@@ -10,24 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import InvalidRequestError
-from ..schema import SCHEMAS, long_rows, to_arrow
+from .schema import SCHEMAS, long_rows, to_arrow
 
-OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "json"}
 ROW_GROUP_ITEMS = 1000  # items per Parquet row group (wide layout)
 ROW_GROUP_ROWS = 50_000  # rows per Parquet row group (long layout)
 FSYNC_EVERY_S = 5.0
-
-
-def output_format(path: str | Path) -> str:
-    """parquet, jsonl or json, from the file name; anything else is a usage error."""
-    fmt = OUTPUT_FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise InvalidRequestError(
-            f"cannot tell the output format of {str(path)!r} from its extension; "
-            f"name it *{', *'.join(OUTPUT_FORMATS)}"
-        )
-    return fmt
 
 
 def dumps(row: Any) -> str:
@@ -52,23 +42,13 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_rows(path: str | Path, rows: Iterable[dict[str, Any]], layout: str = "wide") -> int:
-    """Stream wide rows into ``path`` (format from its extension, ``layout`` wide or long),
-    atomically. Memory holds one row group at most. Returns the number of items written."""
-    fmt = output_format(path)
-    if layout not in SCHEMAS:
-        raise InvalidRequestError(f"unknown layout {layout!r}; use wide or long")
-    with atomic_path(path) as tmp:
-        if fmt == "parquet":
-            return _write_parquet(tmp, rows, layout)
-        return _write_json(tmp, rows, layout, as_lines=fmt == "jsonl")
-
-
 def _expand(row: dict[str, Any], layout: str) -> list[dict[str, Any]]:
     return [row] if layout == "wide" else list(long_rows(row))
 
 
-def _write_parquet(tmp: Path, rows: Iterable[dict[str, Any]], layout: str) -> int:
+def write_parquet_rows(tmp: Path, rows: Iterable[dict[str, Any]], layout: str) -> int:
+    """Wide rows -> Parquet of the layout's schema, one row group per ROW_GROUP_ITEMS items
+    (ROW_GROUP_ROWS long rows). Returns the number of items."""
     import pyarrow.parquet as pq
 
     n_items = 0
@@ -84,6 +64,16 @@ def _write_parquet(tmp: Path, rows: Iterable[dict[str, Any]], layout: str) -> in
         if buffer or n_items == 0:
             writer.write_table(to_arrow(buffer, layout))
     return n_items
+
+
+def write_jsonl_rows(tmp: Path, rows: Iterable[dict[str, Any]], layout: str) -> int:
+    """Wide rows -> one JSON object per line. Returns the number of items."""
+    return _write_json(tmp, rows, layout, as_lines=True)
+
+
+def write_json_rows(tmp: Path, rows: Iterable[dict[str, Any]], layout: str) -> int:
+    """Wide rows -> one JSON array. Returns the number of items."""
+    return _write_json(tmp, rows, layout, as_lines=False)
 
 
 def _write_json(tmp: Path, rows: Iterable[dict[str, Any]], layout: str, as_lines: bool) -> int:

@@ -6,8 +6,8 @@ A method is the points where it takes the gradient and how the gradients make it
 and the map is sum_k w_k m_k g_k, or for the noise tunnel's second moments sum_k w_k g_k^2:
 
 - saliency: g(x). Input x gradient: x g(x).
-- integrated gradients: (x - b) sum_k s_k g(b + a_k (x - b)), captum's quadrature rules
-  (``approximation_parameters``: the a_k and step sizes s_k of Gauss-Legendre or Riemann sums).
+- integrated gradients: (x - b) sum_k s_k g(b + a_k (x - b)), with captum's quadrature rules
+  (``quadrature.py``: the a_k and step sizes s_k of Gauss-Legendre or Riemann sums).
 - SmoothGrad / SquareGrad / VarGrad (captum's NoiseTunnel types smoothgrad, smoothgrad_sq,
   vargrad): g at x + sigma eps_k, averaged: E g, E g^2 and E g^2 - (E g)^2.
 - GradientSHAP (captum's GradientShap with one baseline): x'_k = x + sigma eps_k,
@@ -57,12 +57,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from captum.attr._utils.approximation_methods import approximation_parameters
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..engine.baseline import HIDE, Baseline, resolve_baseline
 from ..engine.gradients import ItemEmbeddings
 from ..errors import InvalidRequestError
+from .quadrature import Rule, min_steps, quadrature
 
 ZERO = "zero"
 COMPLETENESS_TOLERANCE = 0.05  # |convergence_delta| above this share of the gap warns
@@ -72,7 +72,7 @@ COMPLETENESS_TOLERANCE = 0.05  # |convergence_delta| above this share of the gap
 class GradientOptions(BaseModel):
     """Options every gradient method takes (none so far)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SaliencyOptions(GradientOptions):
@@ -99,13 +99,19 @@ class IntegratedGradientsOptions(GradientOptions):
         "sequences); more steps, smaller convergence_delta",
     )
     baseline: str | int = Field(default="pad", description=_BASELINE_HELP)
-    integration: Literal[
-        "gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right"
-    ] = Field(
+    integration: Rule = Field(
         default="gausslegendre",
         description="quadrature rule for the path integral (captum's); Gauss-Legendre converges "
         "fastest for smooth paths",
     )
+
+    @field_validator("integration")
+    @classmethod
+    def _enough_steps(cls, rule: str, info: ValidationInfo) -> str:
+        n_steps = info.data.get("n_steps")
+        if n_steps is not None and n_steps < min_steps(rule):
+            raise ValueError(f"{rule} needs n_steps >= {min_steps(rule)}, got {n_steps}")
+        return rule
 
 
 class GradientShapOptions(GradientOptions):
@@ -234,7 +240,7 @@ def _input_times_gradient(request: PointRequest, item: ItemEmbeddings, ks: torch
 
 def _path(request: PointRequest, item: ItemEmbeddings, ks: torch.Tensor) -> Points:
     n = request.options.n_steps
-    step_sizes, alphas = (f(n) for f in approximation_parameters(request.options.integration))
+    step_sizes, alphas = quadrature(request.options.integration, n)
     x, b = item.inputs, request.baseline(item)
     a = x.new_tensor(alphas)[ks.to(x.device)].view(-1, 1, 1)
     return Points(b + a * (x - b), (x - b).unsqueeze(0), x.new_tensor(step_sizes)[ks.to(x.device)])

@@ -20,7 +20,7 @@ EXACT_SHAPLEY_MAX_UNITS = 16
 class PerturbationOptions(BaseModel):
     """Options every perturbation method takes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     baseline: str | int | None = Field(
         default=None,

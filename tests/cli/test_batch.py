@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fairforge_attr.io import PartialStore
-from fairforge_attr.schema import LONG_SCHEMA, WIDE_SCHEMA
+from fairforge_attr.io.schema import LONG_SCHEMA, WIDE_SCHEMA
 from tests.cli.conftest import SAMPLE, read_jsonl
 
 SMALL = SAMPLE / "batch_small.jsonl"

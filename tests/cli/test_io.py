@@ -9,7 +9,7 @@ import pytest
 
 from fairforge_attr.io import PartialStore, iter_jsonl, parse_batch_item, write_rows
 from fairforge_attr.io.jsonl import JsonLine
-from fairforge_attr.schema import (
+from fairforge_attr.io.schema import (
     LONG_SCHEMA,
     WIDE_SCHEMA,
     error_row,
@@ -136,7 +136,7 @@ def test_an_empty_run_still_writes_a_readable_file(tmp_path):
 
 
 def test_batch_job_from_python(qwen_explainer, tmp_path):
-    from fairforge_attr.io import BatchJob
+    from fairforge_attr.batch import BatchJob
     from tests.cli.conftest import SAMPLE
 
     seen = []

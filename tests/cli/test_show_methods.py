@@ -102,7 +102,7 @@ def test_methods_lists_the_registry(cli):
     assert [r["method"] for r in rows] == [m.value for m in REGISTRY]
     assert [r["cost"] for r in rows] == [s.cost for s in REGISTRY.values()]
     lime = next(r for r in rows if r["method"] == "lime")
-    assert lime["family"] == "perturbation" and lime["available"]
+    assert lime["family"] == "perturbation"
     assert lime["options"]["n_samples"]["default"] == 200 and lime["options"]["n_samples"]["description"]
     assert "Ribeiro" in lime["paper"]
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fairforge_attr.io import PartialStore
-from fairforge_attr.schema import WIDE_SCHEMA
+from fairforge_attr.io.schema import WIDE_SCHEMA
 from tests.cli.conftest import ROOT, SAMPLE, ffattr_command, read_jsonl
 
 pytestmark = pytest.mark.slow

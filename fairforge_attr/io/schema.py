@@ -1,0 +1,254 @@
+"""The batch output schema, declared once: one row per item (``wide``) or per unit (``long``).
+
+A row is a plain dict. It is what ``ffattr batch`` writes to JSONL/JSON as is and to Parquet
+through :data:`WIDE_SCHEMA` / :data:`LONG_SCHEMA` (where ``params`` and ``meta``, whose keys
+vary from item to item, are stored as JSON text). The README's "File formats" section
+documents every column; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, get_origin
+
+import pyarrow as pa
+
+from ..results import AttributionResult, ResultMetadata
+
+OK = "ok"
+ERROR = "error"
+
+_UNIT_FIELDS = [
+    pa.field("text", pa.string()),
+    pa.field("score", pa.float64()),
+    pa.field("normalized_score", pa.float64()),
+    pa.field("position", pa.int32()),
+    pa.field("message_index", pa.int32()),
+    pa.field("role", pa.string()),
+    pa.field("char_start", pa.int32()),
+    pa.field("char_end", pa.int32()),
+]
+UNIT_KEYS = [f.name for f in _UNIT_FIELDS]
+
+_ITEM_FIELDS = [
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("line", pa.int64()),
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("error", pa.string()),
+    pa.field("model", pa.string()),
+    pa.field("method", pa.string()),
+    pa.field("granularity", pa.string()),
+]
+_RUN_FIELDS = [
+    pa.field("target_log_prob", pa.float64()),
+    pa.field("n_forward", pa.int64()),
+    pa.field("compute_time_s", pa.float64()),
+    pa.field("seed", pa.int64()),
+    pa.field("params", pa.string()),
+]
+
+WIDE_SCHEMA = pa.schema(
+    [
+        *_ITEM_FIELDS,
+        pa.field("prompt", pa.string()),
+        pa.field(
+            "messages",
+            pa.list_(pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])),
+        ),
+        pa.field("target", pa.string()),
+        pa.field("units", pa.list_(pa.struct(_UNIT_FIELDS))),
+        *_RUN_FIELDS,
+        pa.field("n_sequences", pa.int64()),
+        pa.field("n_backward", pa.int64()),
+        pa.field("n_prompt_tokens", pa.int64()),
+        pa.field("n_target_tokens", pa.int64()),
+        pa.field("device", pa.string()),
+        pa.field("dtype", pa.string()),
+        pa.field("convergence_delta", pa.float64()),
+        pa.field("warnings", pa.list_(pa.string())),
+        pa.field(
+            "per_target_token",
+            pa.struct(
+                [
+                    pa.field("target_tokens", pa.list_(pa.string())),
+                    pa.field("scores", pa.list_(pa.list_(pa.float64()))),
+                ]
+            ),
+        ),
+        pa.field("meta", pa.string()),
+    ],
+    metadata={b"fairforge_attr.layout": b"wide"},
+)
+
+LONG_SCHEMA = pa.schema(
+    [
+        *_ITEM_FIELDS,
+        pa.field("target", pa.string()),
+        *_UNIT_FIELDS,
+        *_RUN_FIELDS,
+        pa.field("meta", pa.string()),
+    ],
+    metadata={b"fairforge_attr.layout": b"long"},
+)
+
+SCHEMAS = {"wide": WIDE_SCHEMA, "long": LONG_SCHEMA}
+_JSON_COLUMNS = ("params", "meta")
+
+
+def result_row(
+    result: AttributionResult, *, item_id: str, line: int | None, meta: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The wide row of a finished item."""
+    m = result.metadata
+    ptt = result.per_target_token
+    return {
+        "id": item_id,
+        "line": line,
+        "status": OK,
+        "error": None,
+        "model": m.model,
+        "method": result.method.value,
+        "granularity": result.granularity.value,
+        "prompt": result.prompt,
+        "messages": None if result.messages is None else [msg.model_dump() for msg in result.messages],
+        "target": result.target,
+        "units": [a.model_dump(include=set(UNIT_KEYS)) for a in result.attributions],
+        "target_log_prob": m.target_log_prob,
+        "n_forward": m.n_forward,
+        "compute_time_s": m.compute_time_seconds,
+        "seed": m.seed,
+        "params": m.params,
+        "n_sequences": m.n_sequences,
+        "n_backward": m.n_backward,
+        "n_prompt_tokens": m.n_prompt_tokens,
+        "n_target_tokens": m.n_target_tokens,
+        "device": m.device,
+        "dtype": m.dtype,
+        "convergence_delta": m.convergence_delta,
+        "warnings": list(m.warnings),
+        "per_target_token": None if ptt is None else ptt.model_dump(),
+        "meta": meta,
+    }
+
+
+def error_row(
+    *,
+    item_id: str,
+    line: int | None,
+    error: str,
+    model: str,
+    method: str,
+    granularity: str,
+    seed: int | None,
+    meta: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The wide row of an item that could not be attributed."""
+    row: dict[str, Any] = dict.fromkeys(WIDE_SCHEMA.names)
+    row.update(
+        id=item_id,
+        line=line,
+        status=ERROR,
+        error=error,
+        model=model,
+        method=method,
+        granularity=granularity,
+        seed=seed,
+        meta=meta,
+    )
+    return row
+
+
+def long_rows(row: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A wide row as long rows: one per unit; an item without units gives one row of nulls."""
+    base = {name: row.get(name) for name in LONG_SCHEMA.names if name not in UNIT_KEYS}
+    units = row.get("units") or [dict.fromkeys(UNIT_KEYS)]
+    for unit in units:
+        yield {**base, **unit}
+
+
+def wide_from_long(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Regroup the long rows of one item into a wide row (prompt and messages are unknown)."""
+    row: dict[str, Any] = dict.fromkeys(WIDE_SCHEMA.names)
+    row.update({k: v for k, v in rows[0].items() if k in WIDE_SCHEMA.names and k not in UNIT_KEYS})
+    row["units"] = [{k: r[k] for k in UNIT_KEYS} for r in rows if r.get("text") is not None]
+    return row
+
+
+def to_arrow(rows: list[dict[str, Any]], layout: str) -> pa.Table:
+    """Rows -> a table of the declared schema (dict-valued columns become JSON text)."""
+    encoded = [
+        {
+            **r,
+            **{c: None if r.get(c) is None else json.dumps(r[c], ensure_ascii=False) for c in _JSON_COLUMNS},
+        }
+        for r in rows
+    ]
+    return pa.Table.from_pylist(encoded, schema=SCHEMAS[layout])
+
+
+def from_arrow(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:
+    """The inverse of :func:`to_arrow`."""
+    rows = batch.to_pylist()
+    for r in rows:
+        for c in _JSON_COLUMNS:
+            if isinstance(r.get(c), str):
+                r[c] = json.loads(r[c])
+    return rows
+
+
+def layout_of(names: list[str]) -> str:
+    """Which layout a set of column names (or row keys) belongs to."""
+    return "wide" if "units" in names else "long"
+
+
+# ResultMetadata fields whose column has another name, or that come from elsewhere in the row
+_COLUMN_OF_FIELD = {"compute_time_seconds": "compute_time_s"}
+_ZERO_OF_TYPE: dict[Any, Any] = {str: "", int: 0, float: 0.0, dict: {}, list: []}
+
+
+def row_to_result(row: dict[str, Any]) -> AttributionResult:
+    """Rebuild the AttributionResult of a finished wide row, for drawing it again. Metadata is
+    read field by field from ``ResultMetadata``; a column that is missing or null takes the
+    field's default, else None where the field allows it, else the zero of its type."""
+    units = row.get("units") or []
+    metadata: dict[str, Any] = {"n_units": len(units)}
+    for name, field in ResultMetadata.model_fields.items():
+        if name in metadata:
+            continue
+        value = row.get(_COLUMN_OF_FIELD.get(name, name))
+        if value is not None:
+            metadata[name] = value
+        elif field.is_required():
+            kind = get_origin(field.annotation) or field.annotation
+            metadata[name] = _ZERO_OF_TYPE.get(kind)  # None for optional fields (int | None)
+    return AttributionResult.model_validate(
+        {
+            "prompt": row.get("prompt") or "",
+            "messages": row.get("messages"),
+            "target": row.get("target") or "",
+            "method": row["method"],
+            "granularity": row["granularity"],
+            "attributions": units,
+            "per_target_token": row.get("per_target_token"),
+            "metadata": metadata,
+        }
+    )
+
+
+__all__ = [
+    "ERROR",
+    "LONG_SCHEMA",
+    "OK",
+    "SCHEMAS",
+    "UNIT_KEYS",
+    "WIDE_SCHEMA",
+    "error_row",
+    "from_arrow",
+    "layout_of",
+    "long_rows",
+    "result_row",
+    "row_to_result",
+    "to_arrow",
+    "wide_from_long",
+]

@@ -1,0 +1,145 @@
+"""The Plan: everything that decides how items are explained, fixed once per call.
+
+A Plan is a frozen value: the method, the granularity, the parsed options, the seed, whether
+per-target-token scores are wanted, the resolved baseline and the parameters that record it,
+and the generation settings used when an item has no target. ``build_plan`` is the one way to
+make one from user input; the API, the batch job and batch workers all use it (a worker can
+also receive a pickled Plan: it holds only plain values, the method as its enum).
+
+Every result computed under a Plan records ``plan.params`` and ``plan.recorded_seed``; the
+batch resume check rebuilds the Plan an earlier run recorded (:meth:`Plan.recorded`) and
+compares it with the new one (:meth:`Plan.changes_from`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from .engine.baseline import Baseline
+from .methods.registry import MethodSpec, get_method
+from .types import AttributionMethod, Granularity
+
+DEFAULT_SEED = 0
+DEFAULT_MAX_NEW_TOKENS = 64
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to explain: built once per call by :func:`build_plan`, never changed.
+
+    Attributes:
+        method: the attribution method (its spec is ``plan.spec``).
+        granularity: what one unit is.
+        options: the method's validated options (a frozen pydantic model; defaults filled in).
+        seed: the seed of every random draw (recorded only for methods that use it).
+        per_target_token: also compute the [target tokens x units] matrix.
+        baseline: the resolved baseline token (None for methods that take none, or for a Plan
+            rebuilt from a record).
+        extra_params: how the baseline was resolved, as recorded next to the options
+            (e.g. ``("removal", "pad token '<pad>'")``).
+        max_new_tokens: how many tokens to generate for an item without a target.
+    """
+
+    method: AttributionMethod
+    granularity: Granularity
+    options: BaseModel
+    seed: int = DEFAULT_SEED
+    per_target_token: bool = False
+    baseline: Baseline | None = None
+    extra_params: tuple[tuple[str, Any], ...] = ()
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+
+    @property
+    def spec(self) -> MethodSpec:
+        """The method's registry entry (looked up, not stored: a Plan stays plain data)."""
+        return get_method(self.method)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """What every result records as ``metadata.params``: the options, then extra_params."""
+        return {**self.options.model_dump(), **dict(self.extra_params)}
+
+    @property
+    def recorded_seed(self) -> int | None:
+        """The seed as results record it: None for methods that draw nothing."""
+        return self.seed if self.spec.uses_seed else None
+
+    @classmethod
+    def recorded(
+        cls,
+        *,
+        method: str,
+        granularity: str,
+        params: Mapping[str, Any] | None,
+        seed: int | None,
+        per_target_token: bool = False,
+    ) -> Plan:
+        """The Plan a finished result recorded (a batch row's method, granularity, params and
+        seed). The baseline is not resolved again (``baseline`` is None); ``extra_params``
+        keeps how it was. Raises InvalidRequestError when the record names an unknown method
+        or options that are no longer valid."""
+        spec = get_method(method)
+        params = dict(params or {})
+        fields = spec.options_model.model_fields
+        return cls(
+            method=spec.method,
+            granularity=Granularity.parse(granularity),
+            options=spec.parse_options({k: v for k, v in params.items() if k in fields}),
+            seed=DEFAULT_SEED if seed is None else seed,
+            per_target_token=per_target_token,
+            extra_params=tuple((k, v) for k, v in params.items() if k not in fields),
+        )
+
+    def changes_from(self, earlier: Plan) -> list[str]:
+        """What differs between this Plan and ``earlier`` in what decides the scores, as
+        ``"name before -> after"``; empty when results of both may share one output.
+        ``per_target_token`` and the generation settings change no score and are not compared."""
+        changes = []
+        if self.method is not earlier.method:
+            changes.append(f"method {earlier.method.value} -> {self.method.value}")
+        if self.granularity is not earlier.granularity:
+            changes.append(f"granularity {earlier.granularity.value} -> {self.granularity.value}")
+        if self.method is earlier.method:  # options of two methods are not comparable
+            before, now = earlier.params, self.params
+            changes += [
+                f"{k} {before.get(k)!r} -> {v!r}"
+                for k, v in now.items()
+                if before.get(k) != v and (k in self.options.model_fields or k in before)
+            ]
+        if earlier.recorded_seed is not None and earlier.recorded_seed != self.seed:
+            changes.append(f"seed {earlier.recorded_seed} -> {self.seed}")
+        return changes
+
+
+def build_plan(
+    tokenizer: Any,
+    vocab_size: int,
+    *,
+    method: AttributionMethod | str,
+    granularity: Granularity | str,
+    seed: int = DEFAULT_SEED,
+    per_target_token: bool = False,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    options: Mapping[str, Any] | None = None,
+) -> Plan:
+    """The Plan of one call: method, granularity and options validated (errors name the valid
+    choices), the baseline resolved with ``tokenizer``. ``AttributionExplainer.plan`` calls
+    this with the explainer's tokenizer and defaults."""
+    spec = get_method(method)
+    gran = Granularity.parse(granularity)
+    opts = spec.parse_options(dict(options or {}))
+    baseline, extra = spec.baseline(tokenizer, opts, vocab_size)
+    return Plan(
+        method=spec.method,
+        granularity=gran,
+        options=opts,
+        seed=seed,
+        per_target_token=per_target_token,
+        baseline=baseline,
+        extra_params=tuple(extra.items()),
+        max_new_tokens=max_new_tokens,
+    )
