@@ -43,7 +43,7 @@ class AttributionExplainer:
         tokenizer: the model's (fast) tokenizer; loaded with the model when ``model`` is a
             name or None.
         default_method: method used when ``explain`` gets none (default LIME).
-        default_granularity: TOKEN, WORD (default) or SENTENCE.
+        default_granularity: TOKEN, WORD (default), SENTENCE, PARAGRAPH or MESSAGE.
         verbose: print one line per explained item on stderr.
         device, dtype: only used when the explainer loads the model itself.
         token_budget: most tokens (rows x sequence length) in one forward pass.

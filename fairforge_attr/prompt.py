@@ -27,7 +27,7 @@ import torch
 
 from .errors import InvalidRequestError, PromptEncodingError, PromptTooLongError
 from .results import Message
-from .segment import sentence_spans, word_spans
+from .segment import message_spans, paragraph_spans, sentence_spans, word_spans
 from .types import Granularity
 
 RAW_PROMPT_ROLE = "prompt"
@@ -175,6 +175,8 @@ def encode(
         Granularity.TOKEN: None,
         Granularity.WORD: word_spans,
         Granularity.SENTENCE: sentence_spans,
+        Granularity.PARAGRAPH: paragraph_spans,
+        Granularity.MESSAGE: message_spans,
     }[granularity]
     starts = np.fromiter((o[0] for o in offsets), dtype=np.int64, count=len(offsets))
     ends = np.fromiter((o[1] for o in offsets), dtype=np.int64, count=len(offsets))

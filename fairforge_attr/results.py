@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from .types import AttributionMethod, Granularity
 
@@ -32,7 +32,8 @@ class Message(BaseModel):
 
 
 class Attribution(BaseModel):
-    """The score of one input unit (token, word or sentence of one message's content)."""
+    """The score of one input unit (token, word, sentence, paragraph or whole content of one
+    message)."""
 
     text: str
     score: float
@@ -42,6 +43,33 @@ class Attribution(BaseModel):
     role: str = Field(description="role of that message ('prompt' for a raw prompt)")
     char_start: int = Field(description="start offset in that message's content")
     char_end: int = Field(description="end offset (exclusive) in that message's content")
+
+
+class RoleTotal(BaseModel):
+    """The units of one role (system, user, assistant, tool, ... or 'prompt'), summed.
+
+    ``score`` is the sum of the role's unit scores and ``abs_score`` the sum of their |score|
+    (its share of the whole result's |score| is ``abs_score`` over the results' total). For
+    additive methods (KernelSHAP, integrated gradients, input x gradient) ``score`` is the
+    role's share of the explained difference; for occlusion it is the sum of single-unit
+    effects, not the effect of removing the whole role (explain at ``granularity="message"``
+    for that)."""
+
+    role: str
+    n_units: int
+    score: float
+    abs_score: float
+
+
+def role_totals(attributions: list[Attribution]) -> list[RoleTotal]:
+    """Per-role sums, roles in the order they first appear in the prompt."""
+    sums: dict[str, list[float]] = {}
+    for a in sorted(attributions, key=lambda a: a.position):
+        acc = sums.setdefault(a.role, [0, 0.0, 0.0])
+        acc[0] += 1
+        acc[1] += a.score
+        acc[2] += abs(a.score)
+    return [RoleTotal(role=r, n_units=int(n), score=s, abs_score=m) for r, (n, s, m) in sums.items()]
 
 
 class PerTargetToken(BaseModel):
@@ -90,6 +118,12 @@ class AttributionResult(BaseModel):
     attributions: list[Attribution]
     per_target_token: PerTargetToken | None = None
     metadata: ResultMetadata
+
+    @computed_field  # derived from the attributions, so it can never disagree with them
+    @property
+    def role_totals(self) -> list[RoleTotal]:
+        """The scores summed per role (see :class:`RoleTotal`)."""
+        return role_totals(self.attributions)
 
     def get_top_k(self, k: int = 10) -> list[Attribution]:
         """The k units with the largest |score|, strongest first (ties keep prompt order)."""

@@ -1,11 +1,16 @@
-"""Pure text segmentation: where the words and sentences of one message's content are.
+"""Pure text segmentation: where the words, sentences, paragraphs of one message's content are.
 
-Both return character spans ``(start, end)`` into the given text, sorted and disjoint.
+Each returns character spans ``(start, end)`` into the given text, sorted and disjoint.
 WORD: a run of word characters (contractions like "Einstein's", hyphenated words and numbers
 like "3.50" stay whole); every run of punctuation is a unit of its own, so every visible
 character can be scored. Whitespace belongs to no unit.
 SENTENCE: pysbd, a rule-based splitter (abbreviations, decimals, lists, line breaks), with
 the surrounding whitespace trimmed off each span.
+PARAGRAPH: text between blank lines (a line holding only whitespace), trimmed. A paragraph
+longer than ``PARAGRAPH_MAX_CHARS`` is cut at sentence boundaries into pieces of whole
+consecutive sentences, each at most that long (a single longer sentence stays whole), so one
+wall of text does not become one unit.
+MESSAGE: the whole content, trimmed (nothing for an empty or blank content).
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ import re
 from functools import lru_cache
 
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|\w+(?:['’\-]\w+)*|[^\w\s]+")
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
+# ~400-500 tokens of English: above this a "paragraph" is a wall of text (a pasted document,
+# a tool output without blank lines), and scoring it whole would tell the user little.
+PARAGRAPH_MAX_CHARS = 2000
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
@@ -31,6 +40,44 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     # pysbd costs ~50 us per word; logged conversations repeat their system prompts, so the
     # spans of recent texts are kept (a tuple, so no caller can change the cached value).
     return list(_sentence_spans(text))
+
+
+def message_spans(text: str) -> list[tuple[int, int]]:
+    """The whole text as one span, surrounding whitespace trimmed (none if blank)."""
+    stripped = text.strip()
+    if not stripped:
+        return []
+    start = len(text) - len(text.lstrip())
+    return [(start, start + len(stripped))]
+
+
+def paragraph_spans(text: str, max_chars: int = PARAGRAPH_MAX_CHARS) -> list[tuple[int, int]]:
+    """Blank-line separated paragraphs, trimmed; enormous ones cut at sentence boundaries."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for gap in [*_BLANK_LINE.finditer(text), None]:
+        end = gap.start() if gap is not None else len(text)
+        for s, e in message_spans(text[pos:end]):
+            if e - s > max_chars:
+                spans.extend(_pack_sentences(text, pos + s, pos + e, max_chars))
+            else:
+                spans.append((pos + s, pos + e))
+        if gap is not None:
+            pos = gap.end()
+    return spans
+
+
+def _pack_sentences(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    """[start, end) as pieces of whole consecutive sentences, each at most ``max_chars``
+    (a longer single sentence is a piece of its own)."""
+    pieces: list[tuple[int, int]] = []
+    for s, e in sentence_spans(text[start:end]):
+        s, e = start + s, start + e
+        if pieces and e - pieces[-1][0] <= max_chars:
+            pieces[-1] = (pieces[-1][0], e)
+        else:
+            pieces.append((s, e))
+    return pieces
 
 
 def clear_cache() -> None:

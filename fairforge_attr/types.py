@@ -51,11 +51,19 @@ class AttributionMethod(_ParsableEnum):
 
 
 class Granularity(_ParsableEnum):
-    """What one attributed unit is: a token, a word (or punctuation run), or a sentence."""
+    """What one attributed unit is, finest to coarsest: a token, a word (or punctuation run),
+    a sentence, a paragraph (text between blank lines), or a whole message's content."""
 
     TOKEN = "token"
     WORD = "word"
     SENTENCE = "sentence"
+    PARAGRAPH = "paragraph"
+    MESSAGE = "message"
+
+    @property
+    def level(self) -> int:
+        """0 for TOKEN up to 4 for MESSAGE: a coarser granularity has a higher level."""
+        return list(Granularity).index(self)
 
     @classmethod
     def _label(cls) -> str:

@@ -12,8 +12,8 @@ from .common import State
 
 app = typer.Typer(
     name="ffattr",
-    help="Which parts of the input made a language model say this? Token, word and sentence "
-    "attribution of a causal LM's response to its prompt.",
+    help="Which parts of the input made a language model say this? Token, word, sentence, "
+    "paragraph and message attribution of a causal LM's response to its prompt.",
     epilog="Start with: ffattr explain --help. Every command has examples in its --help.",
     no_args_is_help=True,
     add_completion=False,

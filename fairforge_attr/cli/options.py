@@ -67,7 +67,7 @@ GranularityOpt = Annotated[
         "--granularity",
         "-g",
         case_sensitive=False,
-        help="What one input unit is.",
+        help="What one input unit is: a token, a word, a sentence, a paragraph (between blank lines) or a whole message.",
         rich_help_panel=METHOD_PANEL,
     ),
 ]

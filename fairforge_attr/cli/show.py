@@ -89,7 +89,7 @@ def show(
 
 def _draw(console, row: dict[str, Any], layout: str, top_k: int, per_target_token: bool) -> None:
     from ..io.schema import OK, row_to_result
-    from ..render.terminal import footer, render, top_k_table
+    from ..render.terminal import footer, render, role_table, top_k_table
 
     where = f"id {row['id']}" + (f" · line {row['line']}" if row.get("line") is not None else "")
     if row.get("meta"):
@@ -104,6 +104,7 @@ def _draw(console, row: dict[str, Any], layout: str, top_k: int, per_target_toke
     if layout == "long":  # the long layout keeps units but not the prompt they came from
         console.print(Text(f"target: {result.target}"))
         console.print(top_k_table(result, top_k))
+        console.print(role_table(result))
         console.print(footer(result))
         return
     render(result, console, top_k, per_target_token=per_target_token)

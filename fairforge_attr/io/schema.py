@@ -30,6 +30,14 @@ _UNIT_FIELDS = [
     pa.field("char_end", pa.int32()),
 ]
 UNIT_KEYS = [f.name for f in _UNIT_FIELDS]
+_ROLE_TOTAL = pa.struct(
+    [
+        pa.field("role", pa.string()),
+        pa.field("n_units", pa.int32()),
+        pa.field("score", pa.float64()),
+        pa.field("abs_score", pa.float64()),
+    ]
+)
 
 _ITEM_FIELDS = [
     pa.field("id", pa.string(), nullable=False),
@@ -58,6 +66,7 @@ WIDE_SCHEMA = pa.schema(
         ),
         pa.field("target", pa.string()),
         pa.field("units", pa.list_(pa.struct(_UNIT_FIELDS))),
+        pa.field("role_totals", pa.list_(_ROLE_TOTAL)),
         *_RUN_FIELDS,
         pa.field("n_sequences", pa.int64()),
         pa.field("n_backward", pa.int64()),
@@ -114,6 +123,7 @@ def result_row(
         "messages": None if result.messages is None else [msg.model_dump() for msg in result.messages],
         "target": result.target,
         "units": [a.model_dump(include=set(UNIT_KEYS)) for a in result.attributions],
+        "role_totals": [t.model_dump() for t in result.role_totals],
         "target_log_prob": m.target_log_prob,
         "n_forward": m.n_forward,
         "compute_time_s": m.compute_time_seconds,

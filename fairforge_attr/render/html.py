@@ -40,6 +40,15 @@ def to_html(result: AttributionResult, top_k: int = 10) -> str:
             f"<tr><td>{rank}</td><td>{escape(a.text)}</td><td>{escape(a.role)}</td>"
             f"<td>{a.score:+.4f}</td><td>{a.normalized_score:+.3f}</td></tr>"
         )
+    parts.append(
+        "</table><table><tr><th>role</th><th>units</th><th>sum of scores</th><th>share of |score|</th></tr>"
+    )
+    whole = sum(t.abs_score for t in result.role_totals) or 1.0
+    for t in result.role_totals:
+        parts.append(
+            f"<tr><td>{escape(t.role)}</td><td>{t.n_units}</td><td>{t.score:+.4f}</td>"
+            f"<td>{t.abs_score / whole:.0%}</td></tr>"
+        )
     m = result.metadata
     parts.append(
         f"</table><p class='meta'>{escape(result.method.value)} · {escape(result.granularity.value)} · "

@@ -1,4 +1,4 @@
-"""Terminal rendering with rich: the prompt as a heatmap, then a top-k table.
+"""Terminal rendering with rich: the prompt as a heatmap, a top-k table, per-role totals.
 
 Data goes to stdout; progress and logs go to stderr. Colour switches itself off when the
 stream is not a terminal or NO_COLOR is set (rich's own detection).
@@ -79,6 +79,20 @@ def top_k_table(result: AttributionResult, k: int = 10) -> Table:
     return table
 
 
+def role_table(result: AttributionResult) -> Table:
+    """Per-role totals: units, summed score, and the role's share of the total |score|."""
+    totals = result.role_totals
+    whole = sum(t.abs_score for t in totals) or 1.0
+    table = Table(title="per role", title_justify="left")
+    table.add_column("role")
+    table.add_column("units", justify="right")
+    table.add_column("sum of scores", justify="right")
+    table.add_column("share of |score|", justify="right")
+    for t in totals:
+        table.add_row(t.role, str(t.n_units), f"{t.score:+.4f}", f"{t.abs_score / whole:.0%}")
+    return table
+
+
 def footer(result: AttributionResult, model_note: str | None = None) -> Text:
     """One line: method, granularity, model, cost and f(x). ``model_note`` is appended to the
     model's name (e.g. "built-in demo")."""
@@ -114,6 +128,7 @@ def render(
     console = console or Console()
     console.print(heatmap(result))
     console.print(top_k_table(result, top_k))
+    console.print(role_table(result))
     if per_target_token and result.per_target_token is not None:
         from .matrix import per_target_token_table
 

@@ -252,3 +252,26 @@ def test_per_target_token_column_and_its_view(cli, qwen_dir, tmp_path):
     assert json.loads(rows[0]["params"])["n_samples"] == 8 and rows[0]["seed"] == 0
     shown = cli("show", out, "--per-target-token", "--no-summary")
     assert shown.exit_code == 0 and "per target token" in shown.stdout
+
+
+def test_message_granularity_rows_carry_typed_role_totals(run, cli, tmp_path):
+    out = tmp_path / "out.parquet"
+    assert run(SMALL, out, "--granularity", "message").exit_code == 0
+    table = pq.read_table(out)
+    totals_type = table.schema.field("role_totals").type
+    assert (
+        str(totals_type.value_type)
+        == "struct<role: string, n_units: int32, score: double, abs_score: double>"
+    )
+    rows = table.to_pylist()
+    assert all(r["granularity"] == "message" for r in rows)
+    france = rows[0]
+    assert [u["text"] for u in france["units"]] == ["What is the capital of France?"]
+    assert france["role_totals"][0]["role"] == "user"
+    assert france["role_totals"][0]["score"] == pytest.approx(france["units"][0]["score"])
+    shown = cli("show", out, "--first", "1")
+    assert shown.exit_code == 0 and "per role" in shown.stdout
+    long_out = tmp_path / "long.parquet"
+    assert run(SMALL, long_out, "--layout", "long", "-g", "paragraph").exit_code == 0
+    shown = cli("show", long_out, "--id", "france")
+    assert shown.exit_code == 0 and "per role" in shown.stdout

@@ -242,3 +242,17 @@ def test_gradient_method_takes_n_steps_and_reports_its_convergence_delta(cli, qw
     assert meta["params"]["n_steps"] == 4 and meta["convergence_delta"] is not None
     text = _ok(explain(cli, qwen_dir, "--method", "integrated_gradients", "--n-steps", "4")).stdout
     assert "convergence delta" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("granularity", ["paragraph", "message"])
+def test_coarse_granularities_and_the_per_role_table(cli, qwen_dir, granularity):
+    out = _ok(
+        cli("explain", FRANCE, "--system", "Be brief.", "-t", PARIS, "-m", qwen_dir, "-g", granularity)
+    ).stdout
+    assert "per role" in out and "share of |score|" in out
+    assert f"· {granularity} ·" in " ".join(out.split())
+    assert "'What is the capital of France?'" in out  # the question is one unit
+    res = _ok(explain(cli, qwen_dir, "-g", granularity, "-f", "json"))
+    payload = json.loads(res.stdout)
+    assert payload["granularity"] == granularity
+    assert [t["role"] for t in payload["role_totals"]] == ["user"]
