@@ -80,12 +80,15 @@ def common_prefix(a: torch.Tensor, b: torch.Tensor) -> int:
 @dataclass
 class Chunk:
     """Rows scored by one forward: ``segments`` are ``(table, first variant, end variant)``
-    ranges in row order; ``prefix`` leading tokens are shared by all rows (0: no sharing)."""
+    ranges in row order; ``prefix`` leading tokens are shared by all rows (0: no sharing).
+    An ``anchored`` chunk (one table) takes its prefix from that table's anchor, computed once
+    for all its chunks (``anchor.py``); any other runs its prefix itself."""
 
     segments: list[tuple[int, int, int]]
     prefix: int
     longest: int
     longest_target: int
+    anchored: bool = False
 
     @property
     def n_rows(self) -> int:
@@ -93,7 +96,8 @@ class Chunk:
 
     def tokens(self) -> int:
         """Tokens the model runs for this chunk (padding included)."""
-        return self.prefix + self.n_rows * (self.longest - self.prefix)
+        own_prefix = 0 if self.anchored else self.prefix
+        return own_prefix + self.n_rows * (self.longest - self.prefix)
 
 
 @dataclass

@@ -14,6 +14,7 @@ pass fails is marked unsupported once and scored by plain passes from then on.
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import torch
@@ -59,6 +60,26 @@ class PrefixCache:
         if cache is None:
             raise RuntimeError("the model returned no cache for the prefix")
         return cache
+
+    @staticmethod
+    def cut(cache, length: int):
+        """A new cache holding the first ``length`` positions of ``cache`` (views; ``cache``
+        itself is left as it is, so it can be cut again), or None for a cache this cannot
+        cut safely (sliding-window, quantised or static layers keep positions differently)."""
+        from transformers.cache_utils import DynamicLayer
+
+        layers = getattr(cache, "layers", None)
+        if layers and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers):
+            out = copy.copy(cache)
+            out.layers = []
+            for layer in layers:
+                part = copy.copy(layer)
+                part.keys, part.values = layer.keys[:, :, :length], layer.values[:, :, :length]
+                out.layers.append(part)
+            return out
+        if isinstance(cache, tuple) and all(isinstance(t, torch.Tensor) for layer in cache for t in layer):
+            return tuple(tuple(t[:, :, :length] for t in layer) for layer in cache)
+        return None
 
     def expand(self, cache, rows: int):
         """The prefix cache seen by ``rows`` rows."""

@@ -10,6 +10,8 @@ teacher-forced per-target-token log-probs of every variant. Where the speed come
 - identical masks are scored once;
 - rows of a chunk share their leading tokens (template header, units no mask of the chunk
   removes): that prefix runs once and its keys/values serve every row (``prefix_cache.py``);
+- an item whose variants change late (occlusion on a long prompt) runs its unperturbed
+  prompt once and every variant only from its first changed token on (``anchor.py``);
 - variants of several items can share a forward (left padding, explicit position ids, so
   every row's target ends at the last position and positions never shift);
 - on a GPU the host builds the next chunk while the device runs the last one: results stay on
@@ -30,6 +32,7 @@ import torch
 
 from ..errors import EngineOutOfMemoryError
 from ..prompt import EncodedInput
+from .anchor import anchor_length, first_change_order, plan_anchored, split_anchored, worth_anchoring
 from .baseline import Baseline
 from .objective import masked_target_log_probs
 from .packing import (
@@ -134,17 +137,28 @@ class Engine:
         forward pass."""
         tables: list[RowTable] = []
         inverses = []
-        for req in requests:
+        anchored: set[int] = set()
+        budgets = self._budgets()
+        for r, req in enumerate(requests):
             # torch.unique sorts rows lexicographically: neighbours share leading units.
             uniq, inv = torch.unique(req.masks.to(torch.uint8), dim=0, return_inverse=True)
-            tables.append(row_table(req.encoded, uniq.bool(), req.baseline))
+            table = row_table(req.encoded, uniq.bool(), req.baseline)
+            if worth_anchoring(table, budgets):  # its variants reuse its own prompt's cache
+                perm = first_change_order(table)
+                rank = torch.empty_like(perm)
+                rank[perm] = torch.arange(perm.shape[0])
+                table, inv = row_table(req.encoded, table.keep[perm], req.baseline), rank[inv]
+                anchored.add(r)
+            tables.append(table)
             inverses.append(inv)
         # Longest first: rows of similar length share a chunk, so little padding is wasted.
         order = sorted(range(len(requests)), key=lambda r: -requests[r].encoded.seq_len)
         pending: list[tuple[Chunk, torch.Tensor]] = []
         forwards = [0] * len(requests)
         with torch.inference_mode():
-            for chunk in plan_chunks(tables, order, self._budgets()):
+            for t in (r for r in order if r in anchored):
+                self._run_anchored(tables, t, pending, forwards)
+            for chunk in plan_chunks(tables, [r for r in order if r not in anchored], budgets):
                 self._run_chunk(tables, chunk, pending, forwards)
         out = [torch.empty(t.n_variants, t.encoded.n_target_tokens, dtype=torch.float32) for t in tables]
         for chunk, lp in pending:
@@ -233,9 +247,37 @@ class Engine:
     def _budgets(self) -> Budgets:
         return Budgets(self.token_budget, self.logit_budget, self.vocab_size, self.prefix.supported)
 
-    def _run_chunk(self, tables, chunk: Chunk, pending, forwards) -> None:
+    def _run_anchored(self, tables: list[RowTable], t: int, pending, forwards) -> None:
+        """Score table ``t`` against its anchor (``anchor.py``); without one (the model's cache
+        cannot be cut, or the cached pass fails), by the shared-prefix plan."""
+        table = tables[t]
+        anchor = None
+        if self.prefix.supported:
+            length = anchor_length(table)
+            try:
+                cache = self.prefix.run_prefix(
+                    table.encoded.input_ids[:length].unsqueeze(0).to(self.device), None
+                )
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    self._prefix_failed(exc)
+            else:
+                anchor = self.prefix.cut(cache, length)
+        if anchor is None:
+            for chunk in plan_chunks(tables, [t], self._budgets()):
+                self._run_chunk(tables, chunk, pending, forwards)
+            return
+        forwards[t] += 1
+        self.stats.calls += 1
+        self.stats.tokens += length
+        for chunk in plan_anchored(t, table, self._budgets()):
+            self._run_chunk(tables, chunk, pending, forwards, anchor)
+
+    def _run_chunk(self, tables, chunk: Chunk, pending, forwards, anchor=None) -> None:
+        if chunk.prefix and not self.prefix.supported:  # a cached pass failed since planning
+            chunk = _without_prefix(chunk)
         try:
-            lp = self._forward(build_chunk(tables, chunk), chunk.prefix)
+            lp = self._forward(build_chunk(tables, chunk), chunk.prefix, anchor if chunk.anchored else None)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 if chunk.prefix and self._prefix_failed(exc):
@@ -248,15 +290,20 @@ class Engine:
                 ) from exc
             # Later chunks start from the size that worked, not the one that failed.
             self.recover_from_oom(chunk.longest)
-            for half in split_chunk(tables, chunk, self.prefix.supported):
-                self._run_chunk(tables, half, pending, forwards)
+            halves = (
+                split_anchored(tables, chunk)
+                if chunk.anchored
+                else split_chunk(tables, chunk, self.prefix.supported)
+            )
+            for half in halves:
+                self._run_chunk(tables, half, pending, forwards, anchor)
             return None
         pending.append((chunk, lp))
         for r in {t for t, _, _ in chunk.segments}:
             forwards[r] += 1
         self.stats.sequences += chunk.n_rows
         self.stats.tokens += chunk.tokens()
-        self.stats.prefix_tokens_saved += (chunk.n_rows - 1) * chunk.prefix
+        self.stats.prefix_tokens_saved += (chunk.n_rows - (0 if chunk.anchored else 1)) * chunk.prefix
         return None
 
     def _prefix_failed(self, exc: Exception) -> bool:
@@ -270,9 +317,10 @@ class Engine:
         self.prefix.disable()
         return True
 
-    def _forward(self, batch: ChunkTensors, prefix: int) -> torch.Tensor:
+    def _forward(self, batch: ChunkTensors, prefix: int, anchor=None) -> torch.Tensor:
         """[rows, longest target] float32 log-probs (left of a shorter target: 0), on the
-        model's device."""
+        model's device. ``anchor``: a cache holding at least the ``prefix`` first positions
+        (then the prefix is not run again)."""
         dev = self.device
         kwargs: dict = {"input_ids": batch.ids.to(dev, non_blocking=True)}
         if batch.attention is not None:
@@ -280,14 +328,17 @@ class Engine:
             if self._position_ids:
                 kwargs["position_ids"] = batch.positions.to(dev, non_blocking=True)
         if prefix:
-            mask = None if batch.prefix_mask is None else batch.prefix_mask.to(dev)
-            cache = self.prefix.run_prefix(batch.prefix_ids.to(dev), mask)
+            if anchor is not None:
+                cache = self.prefix.cut(anchor, prefix)
+            else:
+                mask = None if batch.prefix_mask is None else batch.prefix_mask.to(dev)
+                cache = self.prefix.run_prefix(batch.prefix_ids.to(dev), mask)
+                self.stats.calls += 1
             kwargs[self.prefix.cache_kwarg] = self.prefix.expand(cache, batch.ids.shape[0])
             kwargs["use_cache"] = True
             if "position_ids" not in kwargs:
                 width = batch.ids.shape[1]
                 kwargs["position_ids"] = torch.arange(prefix, prefix + width, device=dev).unsqueeze(0)
-            self.stats.calls += 1
         else:
             kwargs["use_cache"] = False
         max_t, width = batch.targets.shape[1], batch.ids.shape[1]
@@ -303,4 +354,4 @@ class Engine:
 
 
 def _without_prefix(chunk: Chunk) -> Chunk:
-    return Chunk(chunk.segments, 0, chunk.longest, chunk.longest_target)
+    return Chunk(chunk.segments, 0, chunk.longest, chunk.longest_target, anchored=False)
