@@ -69,7 +69,7 @@ def test_tokens_run_are_the_anchor_plus_each_chunks_suffix(qwen_pair):
     chunks = list(plan_anchored(0, table, budgets))
     assert sum(c.n_rows for c in chunks) == table.n_variants
     for c in chunks:
-        ((_, start, end),) = c.segments
+        ((_, start, _),) = c.segments
         assert c.anchored and c.prefix == min(table.first_change[start], table.max_prefix)
         assert c.tokens() == c.n_rows * (enc.seq_len - c.prefix) <= 400
     engine.score([ScoreRequest(enc, masks, baseline)])
