@@ -50,7 +50,7 @@ def test_rows_do_not_depend_on_how_the_stream_is_cut(qwen_explainer, plan):
         pieces += list(attribute_rows(qwen_explainer, plan, block))
     # Items that share a pass are padded together: scores agree to float rounding, and the
     # pass counts follow the grouping.
-    varies = {"compute_time_s", "n_forward", "units", "target_log_prob"}
+    varies = {"compute_time_s", "n_forward", "units", "role_totals", "target_log_prob"}
     assert [{k: v for k, v in r.items() if k not in varies} for r in pieces] == [
         {k: v for k, v in r.items() if k not in varies} for r in whole
     ]

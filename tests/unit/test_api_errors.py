@@ -23,8 +23,8 @@ def test_method_and_granularity_accept_strings(qwen_explainer):
 def test_unknown_names_list_the_valid_ones(qwen_explainer):
     with pytest.raises(UnknownChoiceError, match="occlusion"):
         qwen_explainer.explain(messages=FRANCE, target=FRANCE_TARGET, method="shapley-magic")
-    with pytest.raises(UnknownChoiceError, match="sentence"):
-        qwen_explainer.explain(messages=FRANCE, target=FRANCE_TARGET, granularity="paragraph")
+    with pytest.raises(UnknownChoiceError, match="paragraph, message"):
+        qwen_explainer.explain(messages=FRANCE, target=FRANCE_TARGET, granularity="chapter")
     with pytest.raises(UnknownChoiceError, match="n_samples"):
         qwen_explainer.explain(messages=FRANCE, target=FRANCE_TARGET, method="lime", n_step=3)
 
