@@ -88,6 +88,8 @@ class AttributionExplainer:
         granularity: Granularity | str | None = None,
         seed: int = DEFAULT_SEED,
         per_target_token: bool = False,
+        coarse_granularity: Granularity | str | None = None,
+        refine_top_k: int | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         **options: Any,
     ) -> AttributionResult:
@@ -97,6 +99,11 @@ class AttributionExplainer:
         that; the result's ``metadata.target_generated`` says so. Method options (e.g.
         ``n_samples``, ``baseline``) are passed as keyword arguments; ``ffattr methods``
         lists them.
+
+        Coarse-to-fine refinement (perturbation methods): ``coarse_granularity="sentence",
+        refine_top_k=5`` scores the sentences first, then the ``granularity`` units only inside
+        the 5 sentences with the largest |score|; the others' units get score 0.0 and
+        ``refined=False`` (see ``fairforge_attr.refine``).
         """
         request = make_request(messages, target, prompt)
         plan = self.plan(
@@ -104,6 +111,8 @@ class AttributionExplainer:
             granularity,
             seed=seed,
             per_target_token=per_target_token,
+            coarse_granularity=coarse_granularity,
+            refine_top_k=refine_top_k,
             max_new_tokens=max_new_tokens,
             **options,
         )
@@ -120,6 +129,8 @@ class AttributionExplainer:
         granularity: Granularity | str | None = None,
         seed: int = DEFAULT_SEED,
         per_target_token: bool = False,
+        coarse_granularity: Granularity | str | None = None,
+        refine_top_k: int | None = None,
         **options: Any,
     ) -> BatchAttributionResult:
         """Explain many ``(messages, target)`` pairs (or dicts with messages/prompt/target).
@@ -137,6 +148,8 @@ class AttributionExplainer:
             granularity=granularity,
             seed=seed,
             per_target_token=per_target_token,
+            coarse_granularity=coarse_granularity,
+            refine_top_k=refine_top_k,
             **options,
         ):
             if outcome.error is not None:
@@ -156,6 +169,8 @@ class AttributionExplainer:
         granularity: Granularity | str | None = None,
         seed: int = DEFAULT_SEED,
         per_target_token: bool = False,
+        coarse_granularity: Granularity | str | None = None,
+        refine_top_k: int | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         progress: Callable[[int], None] | None = None,
         **options: Any,
@@ -167,6 +182,8 @@ class AttributionExplainer:
             granularity,
             seed=seed,
             per_target_token=per_target_token,
+            coarse_granularity=coarse_granularity,
+            refine_top_k=refine_top_k,
             max_new_tokens=max_new_tokens,
             **options,
         )
@@ -182,6 +199,8 @@ class AttributionExplainer:
         *,
         seed: int = DEFAULT_SEED,
         per_target_token: bool = False,
+        coarse_granularity: Granularity | str | None = None,
+        refine_top_k: int | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         **options: Any,
     ) -> Plan:
@@ -195,6 +214,8 @@ class AttributionExplainer:
             granularity=self.default_granularity if granularity is None else granularity,
             seed=seed,
             per_target_token=per_target_token,
+            coarse_granularity=coarse_granularity,
+            refine_top_k=refine_top_k,
             max_new_tokens=max_new_tokens,
             options=options,
         )
@@ -259,6 +280,7 @@ class AttributionExplainer:
             self.tokenizer,
             target=target,
             granularity=plan.granularity,
+            coarse_granularity=plan.coarse_granularity,
             messages=req.messages,
             prompt=req.prompt,
             max_length=self.max_length,

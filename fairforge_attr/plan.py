@@ -20,11 +20,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from .engine.baseline import Baseline
+from .errors import InvalidRequestError
+from .methods.base import Scorer
 from .methods.registry import MethodSpec, get_method
 from .types import AttributionMethod, Granularity
 
 DEFAULT_SEED = 0
 DEFAULT_MAX_NEW_TOKENS = 64
+DEFAULT_REFINE_TOP_K = 5
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class Plan:
         extra_params: how the baseline was resolved, as recorded next to the options
             (e.g. ``("removal", "pad token '<pad>'")``).
         max_new_tokens: how many tokens to generate for an item without a target.
+        coarse_granularity: coarse-to-fine refinement (``refine.py``): score these coarser
+            units first, then ``granularity`` units inside the top ``refine_top_k`` of them.
+            None: score every unit of ``granularity`` directly.
+        refine_top_k: how many coarse units to refine (set whenever coarse_granularity is).
     """
 
     method: AttributionMethod
@@ -52,6 +59,8 @@ class Plan:
     baseline: Baseline | None = None
     extra_params: tuple[tuple[str, Any], ...] = ()
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    coarse_granularity: Granularity | None = None
+    refine_top_k: int | None = None
 
     @property
     def spec(self) -> MethodSpec:
@@ -59,9 +68,27 @@ class Plan:
         return get_method(self.method)
 
     @property
+    def scorer(self) -> Scorer:
+        """What scores a group of encoded items: the method's own ``score``, or both stages of
+        a coarse-to-fine refinement around it."""
+        if self.coarse_granularity is None:
+            return self.spec.score
+        from .refine import score_refined
+
+        return score_refined
+
+    @property
+    def refinement_params(self) -> dict[str, Any]:
+        """The refinement settings as results record them in ``params`` (empty without one)."""
+        if self.coarse_granularity is None:
+            return {}
+        return {"coarse_granularity": self.coarse_granularity.value, "refine_top_k": self.refine_top_k}
+
+    @property
     def params(self) -> dict[str, Any]:
-        """What every result records as ``metadata.params``: the options, then extra_params."""
-        return {**self.options.model_dump(), **dict(self.extra_params)}
+        """What every result records as ``metadata.params``: the options, then extra_params,
+        then the refinement settings (when refining)."""
+        return {**self.options.model_dump(), **dict(self.extra_params), **self.refinement_params}
 
     @property
     def recorded_seed(self) -> int | None:
@@ -84,6 +111,8 @@ class Plan:
         or options that are no longer valid."""
         spec = get_method(method)
         params = dict(params or {})
+        coarse = params.pop("coarse_granularity", None)
+        top_k = params.pop("refine_top_k", None)
         fields = spec.options_model.model_fields
         return cls(
             method=spec.method,
@@ -92,6 +121,8 @@ class Plan:
             seed=DEFAULT_SEED if seed is None else seed,
             per_target_token=per_target_token,
             extra_params=tuple((k, v) for k, v in params.items() if k not in fields),
+            coarse_granularity=None if coarse is None else Granularity.parse(coarse),
+            refine_top_k=top_k,
         )
 
     def changes_from(self, earlier: Plan) -> list[str]:
@@ -110,6 +141,10 @@ class Plan:
                 for k, v in now.items()
                 if before.get(k) != v and (k in self.options.model_fields or k in before)
             ]
+        if self.refinement_params != earlier.refinement_params:
+            changes.append(
+                f"refinement {earlier.refinement_params or None} -> {self.refinement_params or None}"
+            )
         if earlier.recorded_seed is not None and earlier.recorded_seed != self.seed:
             changes.append(f"seed {earlier.recorded_seed} -> {self.seed}")
         return changes
@@ -125,12 +160,15 @@ def build_plan(
     per_target_token: bool = False,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     options: Mapping[str, Any] | None = None,
+    coarse_granularity: Granularity | str | None = None,
+    refine_top_k: int | None = None,
 ) -> Plan:
     """The Plan of one call: method, granularity and options validated (errors name the valid
     choices), the baseline resolved with ``tokenizer``. ``AttributionExplainer.plan`` calls
     this with the explainer's tokenizer and defaults."""
     spec = get_method(method)
     gran = Granularity.parse(granularity)
+    coarse, top_k = refinement_settings(spec, gran, coarse_granularity, refine_top_k)
     opts = spec.parse_options(dict(options or {}))
     baseline, extra = spec.baseline(tokenizer, opts, vocab_size)
     return Plan(
@@ -142,4 +180,37 @@ def build_plan(
         baseline=baseline,
         extra_params=tuple(extra.items()),
         max_new_tokens=max_new_tokens,
+        coarse_granularity=coarse,
+        refine_top_k=top_k,
     )
+
+
+def refinement_settings(
+    spec: MethodSpec, fine: Granularity, coarse: Granularity | str | None, top_k: int | None
+) -> tuple[Granularity | None, int | None]:
+    """Validated refinement settings: (None, None) without one; else the coarse granularity
+    (strictly coarser than ``fine``) and how many of its units to refine (default 5)."""
+    if coarse is None:
+        if top_k is not None:
+            raise InvalidRequestError(
+                "refine_top_k needs coarse_granularity, the coarser units to score first (e.g. 'sentence')"
+            )
+        return None, None
+    coarse = Granularity.parse(coarse)
+    if not spec.refines:
+        raise InvalidRequestError(
+            f"coarse-to-fine refinement is for perturbation methods, whose cost grows with the "
+            f"number of units; {spec.method.value} scores every token in the same passes at any "
+            "granularity, so refining would save nothing: drop coarse_granularity/refine_top_k"
+        )
+    if coarse.level <= fine.level:
+        coarser = [g.value for g in Granularity if g.level > fine.level]
+        raise InvalidRequestError(
+            f"coarse_granularity {coarse.value!r} is not coarser than granularity {fine.value!r}; "
+            + (f"choose one of: {', '.join(coarser)}" if coarser else "nothing is coarser than a message")
+            + " (message > paragraph > sentence > word > token)"
+        )
+    top_k = DEFAULT_REFINE_TOP_K if top_k is None else top_k
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InvalidRequestError(f"refine_top_k must be a whole number >= 1, got {top_k!r}")
+    return coarse, top_k

@@ -57,6 +57,7 @@ class EncodedInput:
     target_text: str
     messages: list[Message] | None
     target_tokens: list[str] = field(default_factory=list)
+    coarse_units: list[Unit] | None = None  # for refinement: the units of a coarser granularity
 
     @property
     def seq_len(self) -> int:
@@ -153,8 +154,10 @@ def encode(
     messages: Sequence[Message] | None = None,
     prompt: str | None = None,
     max_length: int | None = None,
+    coarse_granularity: Granularity | None = None,
 ) -> EncodedInput:
-    """Tokenise prompt and target once and build the units of the requested granularity."""
+    """Tokenise prompt and target once and build the units of the requested granularity (and,
+    for coarse-to-fine refinement, those of ``coarse_granularity`` from the same tokens)."""
     if not getattr(tokenizer, "is_fast", False):
         raise PromptEncodingError(
             f"{type(tokenizer).__name__} is a slow tokenizer without character offsets; "
@@ -171,15 +174,37 @@ def encode(
             f"tokens, more than the limit of {max_length}; shorten the input or raise max_length."
         )
 
-    segmenter = {
-        Granularity.TOKEN: None,
-        Granularity.WORD: word_spans,
-        Granularity.SENTENCE: sentence_spans,
-        Granularity.PARAGRAPH: paragraph_spans,
-        Granularity.MESSAGE: message_spans,
-    }[granularity]
     starts = np.fromiter((o[0] for o in offsets), dtype=np.int64, count=len(offsets))
     ends = np.fromiter((o[1] for o in offsets), dtype=np.int64, count=len(offsets))
+    ids = torch.tensor(prompt_ids + target_ids, dtype=torch.long)
+    return EncodedInput(
+        input_ids=ids,
+        prompt_length=len(prompt_ids),
+        units=_units(granularity, text, spans, roles, starts, ends),
+        prompt_text=text,
+        target_text=target,
+        messages=list(messages) if messages is not None else None,
+        target_tokens=tokenizer.batch_decode([[t] for t in target_ids]),
+        coarse_units=(
+            None
+            if coarse_granularity is None
+            else _units(coarse_granularity, text, spans, roles, starts, ends)
+        ),
+    )
+
+
+_SEGMENTERS = {
+    Granularity.TOKEN: None,
+    Granularity.WORD: word_spans,
+    Granularity.SENTENCE: sentence_spans,
+    Granularity.PARAGRAPH: paragraph_spans,
+    Granularity.MESSAGE: message_spans,
+}
+
+
+def _units(granularity, text, spans, roles, starts, ends) -> list[Unit]:
+    """The units of every message's content (``spans``) from the prompt's token offsets."""
+    segmenter = _SEGMENTERS[Granularity.parse(granularity)]
     units: list[Unit] = []
     for mi, (cs, ce, shift) in enumerate(spans):
         content = text[cs:ce]
@@ -191,17 +216,7 @@ def encode(
         else:
             segments = np.asarray(segmenter(content), dtype=np.int64).reshape(-1, 2)
         units.extend(_group(inside, tok_s, tok_e, segments, shift, content, mi, roles[mi]))
-
-    ids = torch.tensor(prompt_ids + target_ids, dtype=torch.long)
-    return EncodedInput(
-        input_ids=ids,
-        prompt_length=len(prompt_ids),
-        units=units,
-        prompt_text=text,
-        target_text=target,
-        messages=list(messages) if messages is not None else None,
-        target_tokens=tokenizer.batch_decode([[t] for t in target_ids]),
-    )
+    return units
 
 
 def _group(token_ids, tok_s, tok_e, segments, shift, content, message_index, role) -> list[Unit]:

@@ -43,6 +43,17 @@ class Attribution(BaseModel):
     role: str = Field(description="role of that message ('prompt' for a raw prompt)")
     char_start: int = Field(description="start offset in that message's content")
     char_end: int = Field(description="end offset (exclusive) in that message's content")
+    refined: bool | None = Field(
+        default=None,
+        description="coarse-to-fine runs only: True if the unit was scored at this granularity, "
+        "False if it lies in a coarse unit that was not refined (its score is then 0.0); for a "
+        "coarse unit, whether it was refined",
+    )
+    coarse_position: int | None = Field(
+        default=None,
+        description="coarse-to-fine runs only: position of the unit's coarse unit in "
+        "coarse_attributions (None when no coarse unit holds any of its tokens)",
+    )
 
 
 class RoleTotal(BaseModel):
@@ -70,6 +81,28 @@ def role_totals(attributions: list[Attribution]) -> list[RoleTotal]:
         acc[1] += a.score
         acc[2] += abs(a.score)
     return [RoleTotal(role=r, n_units=int(n), score=s, abs_score=m) for r, (n, s, m) in sums.items()]
+
+
+class StageCost(BaseModel):
+    """One stage of a coarse-to-fine refinement: what it scored and what that cost."""
+
+    stage: str = Field(description="'coarse' or 'fine'")
+    granularity: Granularity
+    n_units: int = Field(description="units the stage scored")
+    n_forward: int
+    n_sequences: int
+
+
+class Refinement(BaseModel):
+    """How a coarse-to-fine result was computed (``refine.py``): the coarse units scored first,
+    which of them were refined, and both stages' cost (``metadata.n_forward`` and
+    ``n_sequences`` are their sums)."""
+
+    coarse_granularity: Granularity
+    refine_top_k: int
+    refined: list[int] = Field(description="positions of the refined units in coarse_attributions")
+    unrefined_score: float = Field(description="the score every unit of an unrefined coarse unit carries")
+    stages: list[StageCost]
 
 
 class PerTargetToken(BaseModel):
@@ -100,6 +133,7 @@ class ResultMetadata(BaseModel):
     recomputed_in_float32: bool = False
     target_generated: bool = False
     warnings: list[str] = Field(default_factory=list)
+    refinement: Refinement | None = Field(default=None, description="coarse-to-fine runs only")
 
     def __getitem__(self, key: str) -> Any:
         if key not in type(self).model_fields:
@@ -118,6 +152,10 @@ class AttributionResult(BaseModel):
     attributions: list[Attribution]
     per_target_token: PerTargetToken | None = None
     metadata: ResultMetadata
+    coarse_attributions: list[Attribution] | None = Field(
+        default=None,
+        description="coarse-to-fine runs only: the coarse units' scores (the first stage)",
+    )
 
     @computed_field  # derived from the attributions, so it can never disagree with them
     @property
@@ -126,8 +164,9 @@ class AttributionResult(BaseModel):
         return role_totals(self.attributions)
 
     def get_top_k(self, k: int = 10) -> list[Attribution]:
-        """The k units with the largest |score|, strongest first (ties keep prompt order)."""
-        ranked = sorted(self.attributions, key=lambda a: (-abs(a.score), a.position))
+        """The k units with the largest |score|, strongest first (ties: refined units first,
+        then prompt order)."""
+        ranked = sorted(self.attributions, key=lambda a: (-abs(a.score), a.refined is False, a.position))
         return ranked[: max(k, 0)]
 
     def to_dict_for_visualization(self) -> dict[str, list[Any]]:
@@ -173,21 +212,10 @@ def build_result(
     """The result of one item: its units with their scores (and normalised scores), and how
     they were computed. ``recomputed``: the item was redone in float32 after ``dtype`` gave
     NaN/inf."""
-    scores = raw.scores.double().tolist()
-    peak = max((abs(s) for s in scores), default=0.0)
-    attributions = [
-        Attribution(
-            text=u.text,
-            score=scores[i],
-            normalized_score=scores[i] / peak if peak > 0 else 0.0,
-            position=i,
-            message_index=u.message_index,
-            role=u.role,
-            char_start=u.char_start,
-            char_end=u.char_end,
-        )
-        for i, u in enumerate(encoded.units)
-    ]
+    attributions = _attributions(encoded.units, raw.scores.double().tolist())
+    coarse, refinement = None, None
+    if raw.refinement is not None:
+        coarse, refinement = _refinement(plan, raw, attributions)
     ptt = None
     if raw.per_target_token is not None:
         ptt = PerTargetToken(
@@ -211,6 +239,7 @@ def build_result(
         recomputed_in_float32=recomputed,
         target_generated=target_generated,
         warnings=([f"recomputed in float32: {dtype} gave NaN/inf"] if recomputed else []) + raw.warnings,
+        refinement=refinement,
     )
     return AttributionResult(
         prompt=encoded.prompt_text,
@@ -221,4 +250,54 @@ def build_result(
         attributions=attributions,
         per_target_token=ptt,
         metadata=meta,
+        coarse_attributions=coarse,
+    )
+
+
+def _attributions(units, scores: list[float]) -> list[Attribution]:
+    peak = max((abs(s) for s in scores), default=0.0)
+    return [
+        Attribution(
+            text=u.text,
+            score=scores[i],
+            normalized_score=scores[i] / peak if peak > 0 else 0.0,
+            position=i,
+            message_index=u.message_index,
+            role=u.role,
+            char_start=u.char_start,
+            char_end=u.char_end,
+        )
+        for i, u in enumerate(units)
+    ]
+
+
+def _refinement(
+    plan: Plan, raw: RawScores, attributions: list[Attribution]
+) -> tuple[list[Attribution], Refinement]:
+    """Mark each fine unit refined or not (with its coarse unit), and the coarse stage."""
+    from .refine import UNREFINED_SCORE
+
+    info = raw.refinement
+    refined = set(info.refined)
+    for a, owner in zip(attributions, info.owner):
+        a.refined = owner in refined
+        a.coarse_position = owner if owner >= 0 else None
+    coarse = _attributions(info.coarse_units, info.coarse_scores.tolist())
+    for a in coarse:
+        a.refined = a.position in refined
+    stages = [
+        StageCost(
+            stage=name, granularity=g, n_units=c.n_units, n_forward=c.n_forward, n_sequences=c.n_sequences
+        )
+        for name, g, c in (
+            ("coarse", plan.coarse_granularity, info.coarse),
+            ("fine", plan.granularity, info.fine),
+        )
+    ]
+    return coarse, Refinement(
+        coarse_granularity=plan.coarse_granularity,
+        refine_top_k=plan.refine_top_k,
+        refined=info.refined,
+        unrefined_score=UNREFINED_SCORE,
+        stages=stages,
     )

@@ -34,7 +34,7 @@ def score_items(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> li
     for e in items:
         if e.n_units == 0:
             raise InvalidRequestError("nothing to attribute: the messages hold no content tokens")
-    score = plan.spec.score
+    score = plan.scorer
     raw = score(engine, plan, items)
     out = [(r, False) for r in raw]
     bad = [i for i, r in enumerate(raw) if not r.finite()]

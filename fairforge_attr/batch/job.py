@@ -62,7 +62,8 @@ class BatchJob:
     """Attribute every line of a JSONL file into ``output`` (.parquet, .jsonl or .json).
 
     The settings are one Plan: give ``plan`` (e.g. one built by ``explainer.plan(...)``), or
-    ``method``, ``granularity``, ``seed``, ``per_target_token`` and ``options`` to build it
+    ``method``, ``granularity``, ``seed``, ``per_target_token``, ``options`` and the
+    refinement settings (``coarse_granularity``, ``refine_top_k``) to build it
     (defaults: the explainer's). Call ``resume()`` to keep what an earlier run of ``output``
     finished, or ``start_over()`` to replace it; without either, ``run`` refuses an existing
     ``output``.
@@ -81,13 +82,21 @@ class BatchJob:
         seed: int = 0,
         per_target_token: bool = False,
         options: dict[str, Any] | None = None,
+        coarse_granularity: Granularity | str | None = None,
+        refine_top_k: int | None = None,
         plan: Plan | None = None,
         fail_fast: bool = False,
     ) -> None:
         output_format(output)  # a name without a format fails before any work
         if plan is None:
             plan = explainer.plan(
-                method, granularity, seed=seed, per_target_token=per_target_token, **(options or {})
+                method,
+                granularity,
+                seed=seed,
+                per_target_token=per_target_token,
+                coarse_granularity=coarse_granularity,
+                refine_top_k=refine_top_k,
+                **(options or {}),
             )
         self.explainer = explainer
         self.plan = plan

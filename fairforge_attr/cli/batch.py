@@ -19,7 +19,7 @@ import typer
 
 from ..types import AttributionMethod, Granularity
 from . import options as o
-from .common import EXIT_FAILED, cli_command, load_explainer, method_options, stderr_console
+from .common import EXIT_FAILED, cli_command, load_explainer, method_options, refinement, stderr_console
 
 RUN_PANEL = "Run"
 MAX_ERRORS_LOGGED = 20
@@ -109,6 +109,8 @@ def batch(
     max_length: o.MaxLength = None,
     method: o.Method = AttributionMethod.LIME,
     granularity: o.GranularityOpt = Granularity.WORD,
+    coarse: o.Coarse = None,
+    refine_top: o.RefineTop = None,
     seed: o.Seed = 0,
     n_samples: o.NSamples = None,
     n_steps: o.NSteps = None,
@@ -200,6 +202,7 @@ def batch(
         baseline=baseline,
         extra=option,
     )
+    refine = refinement(method, granularity, coarse, refine_top)
 
     from ..batch import BatchJob, count_items
 
@@ -212,6 +215,7 @@ def batch(
         seed=seed,
         per_target_token=per_target_token,
         options=opts,
+        **refine,
         fail_fast=on_error is OnError.fail,
     )
     if resume:

@@ -140,3 +140,22 @@ def _parse_value(raw: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError:
         return raw
+
+
+def refinement(method: Any, granularity: Any, coarse: Any, refine_top: int | None) -> dict[str, Any]:
+    """``--coarse``/``--refine-top`` checked before any model loads (a gradient method, or a
+    --coarse that is not coarser than --granularity, is a usage error)."""
+    from ..errors import InvalidRequestError
+    from ..methods.registry import get_method
+    from ..plan import refinement_settings
+    from ..types import Granularity
+
+    try:
+        coarse, top_k = refinement_settings(
+            get_method(method), Granularity.parse(granularity), coarse, refine_top
+        )
+    except InvalidRequestError as exc:
+        hint = "--coarse" if coarse is not None else "--refine-top"
+        message = str(exc).replace("coarse_granularity", "--coarse").replace("refine_top_k", "--refine-top")
+        raise typer.BadParameter(message, param_hint=hint) from None
+    return {"coarse_granularity": coarse, "refine_top_k": top_k}

@@ -10,7 +10,7 @@ import typer
 
 from ..types import AttributionMethod, Granularity
 from . import options as o
-from .common import cli_command, load_explainer, method_options, stdout_console
+from .common import cli_command, load_explainer, method_options, refinement, stdout_console
 
 INPUT_PANEL = "Input"
 
@@ -23,6 +23,7 @@ Examples:
   ffattr explain --messages chat.json --target-file answer.txt -m ./model
   ffattr explain "Hi" -t "Hello!" --method occlusion --format json
   ffattr explain "Hi" -t "Hello!" --per-target-token --output hi.html
+  ffattr explain --messages rag.json -t "1889." --method occlusion --coarse sentence --refine-top 5
 
 Scores are in nats of log p(target): red units raised the target's log-probability, blue ones lowered it.
 """
@@ -86,6 +87,8 @@ def explain(
     max_length: o.MaxLength = None,
     method: o.Method = AttributionMethod.LIME,
     granularity: o.GranularityOpt = Granularity.WORD,
+    coarse: o.Coarse = None,
+    refine_top: o.RefineTop = None,
     seed: o.Seed = 0,
     n_samples: o.NSamples = None,
     n_steps: o.NSteps = None,
@@ -125,6 +128,8 @@ def explain(
         extra=option,
     )
 
+    refine = refinement(method, granularity, coarse, refine_top)
+
     explainer = load_explainer(model, device=device, dtype=dtype, max_length=max_length)
     result = explainer.explain(
         messages,
@@ -135,6 +140,7 @@ def explain(
         seed=seed,
         per_target_token=per_target_token,
         max_new_tokens=max_new_tokens,
+        **refine,
         **opts,
     )
     if output is not None:

@@ -71,6 +71,29 @@ GranularityOpt = Annotated[
         rich_help_panel=METHOD_PANEL,
     ),
 ]
+Coarse = Annotated[
+    Granularity | None,
+    typer.Option(
+        "--coarse",
+        case_sensitive=False,
+        metavar="GRANULARITY",
+        help="Coarse-to-fine refinement (perturbation methods): score these coarser units first "
+        "(sentence, paragraph, message), then --granularity units only inside the --refine-top "
+        "strongest of them; the others' units get score 0 and are marked unrefined.",
+        show_default=False,
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+RefineTop = Annotated[
+    int | None,
+    typer.Option(
+        "--refine-top",
+        min=1,
+        help="With --coarse: how many coarse units (largest |score|) to refine.",
+        show_default="5",
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
 Seed = Annotated[
     int,
     typer.Option(help="Seed of the random methods: same seed, same scores.", rich_help_panel=METHOD_PANEL),

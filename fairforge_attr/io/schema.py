@@ -28,8 +28,28 @@ _UNIT_FIELDS = [
     pa.field("role", pa.string()),
     pa.field("char_start", pa.int32()),
     pa.field("char_end", pa.int32()),
+    pa.field("refined", pa.bool_()),
+    pa.field("coarse_position", pa.int32()),
 ]
 UNIT_KEYS = [f.name for f in _UNIT_FIELDS]
+_STAGE = pa.struct(
+    [
+        pa.field("stage", pa.string()),
+        pa.field("granularity", pa.string()),
+        pa.field("n_units", pa.int64()),
+        pa.field("n_forward", pa.int64()),
+        pa.field("n_sequences", pa.int64()),
+    ]
+)
+_REFINEMENT = pa.struct(
+    [
+        pa.field("coarse_granularity", pa.string()),
+        pa.field("refine_top_k", pa.int32()),
+        pa.field("refined", pa.list_(pa.int32())),
+        pa.field("unrefined_score", pa.float64()),
+        pa.field("stages", pa.list_(_STAGE)),
+    ]
+)
 _ROLE_TOTAL = pa.struct(
     [
         pa.field("role", pa.string()),
@@ -85,6 +105,8 @@ WIDE_SCHEMA = pa.schema(
                 ]
             ),
         ),
+        pa.field("coarse_units", pa.list_(pa.struct(_UNIT_FIELDS))),
+        pa.field("refinement", _REFINEMENT),
         pa.field("meta", pa.string()),
     ],
     metadata={b"fairforge_attr.layout": b"wide"},
@@ -138,6 +160,12 @@ def result_row(
         "convergence_delta": m.convergence_delta,
         "warnings": list(m.warnings),
         "per_target_token": None if ptt is None else ptt.model_dump(),
+        "coarse_units": (
+            None
+            if result.coarse_attributions is None
+            else [a.model_dump(include=set(UNIT_KEYS)) for a in result.coarse_attributions]
+        ),
+        "refinement": None if m.refinement is None else m.refinement.model_dump(mode="json"),
         "meta": meta,
     }
 
@@ -242,6 +270,7 @@ def row_to_result(row: dict[str, Any]) -> AttributionResult:
             "attributions": units,
             "per_target_token": row.get("per_target_token"),
             "metadata": metadata,
+            "coarse_attributions": row.get("coarse_units"),
         }
     )
 

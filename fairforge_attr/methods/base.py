@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..engine import Baseline, Engine
     from ..plan import Plan
     from ..prompt import EncodedInput
+    from ..refine import RefinementRaw
 
 
 @dataclass
@@ -33,6 +34,7 @@ class RawScores:
     n_backward: int = 0
     convergence_delta: float | None = None
     warnings: list[str] = field(default_factory=list)
+    refinement: RefinementRaw | None = None  # coarse-to-fine runs only (``refine.py``)
 
     def finite(self) -> bool:
         ok = bool(torch.isfinite(self.scores).all()) and bool(

@@ -58,6 +58,8 @@ class MethodSpec:
     baseline: BaselineRule = no_baseline
     has_convergence_delta: bool = False
     uses_seed: bool = True
+    # the cost grows with the number of units, so coarse-to-fine refinement saves work
+    refines: bool = False
 
     def defaults(self) -> dict[str, Any]:
         return self.options_model().model_dump()
@@ -109,7 +111,7 @@ def _sobol_sample(n_units: int, options: Any, seed: int) -> torch.Tensor:
 # multiplies the forward+backward rows by (n_target + 1) (one differentiated row per target
 # token, plus f).
 _PTT = " (x (n_target + 1) with per_target_token)"
-_PERTURBATION = {"family": Family.PERTURBATION, "baseline": removal_baseline}
+_PERTURBATION = {"family": Family.PERTURBATION, "baseline": removal_baseline, "refines": True}
 
 
 def _gradient(impl: gradient.GradientMethod) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from html import escape
 
 from ..results import AttributionResult
 from .colors import score_hex
-from .segments import message_texts, pieces
+from .segments import message_texts, pieces, refinement_note
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:60em;margin:1em auto;line-height:1.7}
@@ -27,6 +27,8 @@ def to_html(result: AttributionResult, top_k: int = 10) -> str:
         for piece, a in pieces(result, i, content):
             if a is None:
                 parts.append(escape(piece))
+            elif a.refined is False:
+                parts.append(f"<span class='u' style='color:#999' title='not refined'>{escape(piece)}</span>")
             else:
                 parts.append(
                     f"<span class='u' style='background:{score_hex(a.normalized_score)}' "
@@ -53,7 +55,8 @@ def to_html(result: AttributionResult, top_k: int = 10) -> str:
     parts.append(
         f"</table><p class='meta'>{escape(result.method.value)} · {escape(result.granularity.value)} · "
         f"{escape(m.model)} · {m.n_forward} forward · {m.compute_time_seconds:.2f}s · "
-        f"log p(target) = {m.target_log_prob:.3f}. Red raised the target's log-probability, blue lowered it.</p>"
+        + (f"{escape(refinement_note(result))} · " if m.refinement is not None else "")
+        + f"log p(target) = {m.target_log_prob:.3f}. Red raised the target's log-probability, blue lowered it.</p>"
     )
     parts.append("</body></html>")
     return "".join(parts)

@@ -30,3 +30,13 @@ def pieces(
         pos = max(pos, a.char_end)
     if pos < len(content):
         yield content[pos:], None
+
+
+def refinement_note(result: AttributionResult) -> str:
+    """E.g. "refined 5 of 112 sentences (113 + 61 sequences); dim units not refined"."""
+    r = result.metadata.refinement
+    coarse, fine = r.stages
+    return (
+        f"refined {len(r.refined)} of {coarse.n_units} {r.coarse_granularity.value}s "
+        f"({coarse.n_sequences} + {fine.n_sequences} sequences); dim units not refined"
+    )

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from ..results import AttributionResult
 from .colors import score_rgb
-from .segments import message_texts, pieces
+from .segments import message_texts, pieces, refinement_note
 
 BAR_WIDTH = 12
 
@@ -39,7 +39,9 @@ def heatmap(result: AttributionResult) -> Group:
             if attribution is None:
                 text.append(piece)
             else:
-                text.append(piece, style=_style(attribution.normalized_score))
+                # a unit of an unrefined coarse unit was not scored at this granularity
+                unrefined = attribution.refined is False
+                text.append(piece, style="dim" if unrefined else _style(attribution.normalized_score))
         blocks.append(Panel(text, title=f"[bold]{role}[/bold]", title_align="left", border_style="dim"))
     target_note = " (generated)" if result.metadata.target_generated else ""
     blocks.append(
@@ -107,6 +109,8 @@ def footer(result: AttributionResult, model_note: str | None = None) -> Text:
         f"{m.compute_time_seconds:.2f}s",
         f"log p(target) = {m.target_log_prob:.3f}",
     ]
+    if m.refinement is not None:
+        parts.append(refinement_note(result))
     if m.convergence_delta is not None:
         parts.append(f"convergence delta {m.convergence_delta:+.3g}")
     if m.target_generated:

@@ -1,0 +1,144 @@
+"""Coarse-to-fine refinement: score coarse units first, then fine units only inside the top ones.
+
+``explain(..., granularity="word", coarse_granularity="sentence", refine_top_k=5)``:
+
+1. *Coarse stage.* The method scores the item's coarse units: exactly what
+   ``granularity="sentence"`` would give (same variants, same scores).
+2. *Fine stage.* The ``refine_top_k`` coarse units with the largest |score| (ties: the earlier
+   unit) are refined: the method scores the fine units inside them while every other unit of
+   the prompt stays as it is. For occlusion these scores equal exhaustive fine occlusion's
+   (one unit removed at a time, everything else kept, either way); for LIME, KernelSHAP and
+   Sobol they attribute f to the refined units with the rest of the prompt held fixed. Both
+   stages use the same options (``n_samples``, ``baseline``, ...) and seed. The fine stage's
+   variants all share the prompt up to the first refined unit, so the engine runs them only
+   from there on (``engine/anchor.py``).
+3. *Result,* at the fine granularity. A fine unit belongs to the coarse unit that holds most of
+   its tokens. Units inside unrefined coarse units get ``UNREFINED_SCORE`` (0.0) and
+   ``refined=False``: they rank below every refined unit with a nonzero score, and after
+   refined units of equal |score| (``get_top_k``), so they never outrank a refined unit by
+   accident. Their coarse unit's score is in ``result.coarse_attributions``;
+   ``metadata.refinement`` holds what was refined and both stages' cost.
+
+Gradient methods cost the same at every granularity (one pass scores every token), so
+refinement would save nothing there: asking for it is an error (``plan.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import torch
+
+from .methods.base import RawScores
+from .prompt import EncodedInput, Unit
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .plan import Plan
+
+UNREFINED_SCORE = 0.0
+
+
+@dataclass
+class StageRaw:
+    """What one stage cost for one item."""
+
+    n_units: int
+    n_forward: int
+    n_sequences: int
+
+
+@dataclass
+class RefinementRaw:
+    """The coarse stage of one item and how its fine units relate to it."""
+
+    coarse_units: list[Unit]
+    coarse_scores: torch.Tensor  # [n_coarse]
+    refined: list[int]  # positions of the refined coarse units, in prompt order
+    owner: list[int]  # per fine unit: its coarse unit (-1: none holds any of its tokens)
+    coarse: StageRaw
+    fine: StageRaw
+
+
+def coarse_owner(encoded: EncodedInput, coarse_units: Sequence[Unit]) -> list[int]:
+    """Per fine unit of ``encoded``: the coarse unit holding most of its tokens (ties: the
+    earlier one), -1 when no coarse unit holds any (e.g. a whitespace token)."""
+    owner_of_token = torch.full((encoded.seq_len,), -1, dtype=torch.long)
+    for c, unit in enumerate(coarse_units):
+        owner_of_token[list(unit.token_indices)] = c
+    owners = []
+    for unit in encoded.units:
+        held = owner_of_token[list(unit.token_indices)]
+        held = held[held >= 0]
+        owners.append(int(torch.bincount(held).argmax()) if held.numel() else -1)
+    return owners
+
+
+def top_coarse(scores: torch.Tensor, k: int) -> list[int]:
+    """The ``k`` positions with the largest |score| (ties: the earlier), in prompt order."""
+    order = sorted(range(scores.shape[0]), key=lambda i: (-abs(float(scores[i])), i))
+    return sorted(order[:k])
+
+
+def score_refined(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> list[RawScores]:
+    """Both stages for a group of items (each stage packs the group's variants together)."""
+    score = plan.spec.score
+    coarse_items = [replace(e, units=_coarse_units(e)) for e in items]
+    coarse = score(engine, plan, coarse_items)
+    owners = [coarse_owner(e, c.units) for e, c in zip(items, coarse_items)]
+    chosen = [top_coarse(c.scores, plan.refine_top_k or 1) for c in coarse]
+    inside = [[i for i, o in enumerate(own) if o in set(picked)] for own, picked in zip(owners, chosen)]
+    todo = [i for i, fine in enumerate(inside) if fine]
+    fine = dict(
+        zip(
+            todo,
+            score(
+                engine, plan, [replace(items[i], units=[items[i].units[u] for u in inside[i]]) for i in todo]
+            ),
+        )
+    )
+    out = []
+    for i, e in enumerate(items):
+        stage1, stage2 = coarse[i], fine.get(i)
+        scores = torch.full((e.n_units,), UNREFINED_SCORE, dtype=torch.float64)
+        ptt = None
+        if plan.per_target_token:
+            ptt = torch.full((e.n_target_tokens, e.n_units), UNREFINED_SCORE, dtype=torch.float64)
+        if stage2 is not None:
+            scores[inside[i]] = stage2.scores.double()
+            if ptt is not None and stage2.per_target_token is not None:
+                ptt[:, inside[i]] = stage2.per_target_token.double()
+        fine_cost = StageRaw(len(inside[i]), *_cost(stage2))
+        out.append(
+            RawScores(
+                scores=scores,
+                per_target_token=ptt,
+                target_log_prob=stage1.target_log_prob,
+                n_forward=stage1.n_forward + fine_cost.n_forward,
+                n_sequences=stage1.n_sequences + fine_cost.n_sequences,
+                warnings=stage1.warnings + (stage2.warnings if stage2 is not None else []),
+                refinement=RefinementRaw(
+                    coarse_units=coarse_items[i].units,
+                    coarse_scores=stage1.scores.double(),
+                    refined=chosen[i],
+                    owner=owners[i],
+                    coarse=StageRaw(coarse_items[i].n_units, stage1.n_forward, stage1.n_sequences),
+                    fine=fine_cost,
+                ),
+            )
+        )
+    return out
+
+
+def _coarse_units(encoded: EncodedInput) -> list[Unit]:
+    if encoded.coarse_units is None:
+        raise ValueError(
+            "refinement needs items encoded with their coarse units (encode(coarse_granularity=))"
+        )
+    return encoded.coarse_units
+
+
+def _cost(raw: RawScores | None) -> tuple[int, int]:
+    return (0, 0) if raw is None else (raw.n_forward, raw.n_sequences)
