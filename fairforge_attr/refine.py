@@ -64,7 +64,9 @@ class RefinementRaw:
 
 def coarse_owner(encoded: EncodedInput, coarse_units: Sequence[Unit]) -> list[int]:
     """Per fine unit of ``encoded``: the coarse unit holding most of its tokens (ties: the
-    earlier one), -1 when no coarse unit holds any (e.g. a whitespace token)."""
+    earlier one). A fine unit that no coarse unit holds (a whitespace token between two words
+    at TOKEN granularity) goes with the nearest coarse unit of its message, the one before it
+    if any; -1 only when its message has no coarse unit."""
     owner_of_token = torch.full((encoded.seq_len,), -1, dtype=torch.long)
     for c, unit in enumerate(coarse_units):
         owner_of_token[list(unit.token_indices)] = c
@@ -72,8 +74,17 @@ def coarse_owner(encoded: EncodedInput, coarse_units: Sequence[Unit]) -> list[in
     for unit in encoded.units:
         held = owner_of_token[list(unit.token_indices)]
         held = held[held >= 0]
-        owners.append(int(torch.bincount(held).argmax()) if held.numel() else -1)
+        owners.append(int(torch.bincount(held).argmax()) if held.numel() else _nearest(unit, coarse_units))
     return owners
+
+
+def _nearest(unit: Unit, coarse_units: Sequence[Unit]) -> int:
+    same = [c for c, cu in enumerate(coarse_units) if cu.message_index == unit.message_index]
+    first = min(unit.token_indices)
+    before = [c for c in same if max(coarse_units[c].token_indices) < first]
+    if before:
+        return before[-1]
+    return same[0] if same else -1
 
 
 def top_coarse(scores: torch.Tensor, k: int) -> list[int]:

@@ -207,6 +207,8 @@ def test_resume_retries_failed_items_and_refuses_other_settings(run, tmp_path):
     assert res.exit_code == 2 and "granularity word -> sentence" in res.stderr
     res = run(src, out, "--resume", "--baseline", "hide")
     assert res.exit_code == 2 and "baseline None -> 'hide'" in res.stderr
+    res = run(src, out, "--resume", "--coarse", "sentence")
+    assert res.exit_code == 2 and "refinement None -> {'coarse_granularity': 'sentence'" in res.stderr
 
 
 def test_duplicate_ids_are_reported_and_written_once(run, tmp_path):
@@ -275,3 +277,22 @@ def test_message_granularity_rows_carry_typed_role_totals(run, cli, tmp_path):
     assert run(SMALL, long_out, "--layout", "long", "-g", "paragraph").exit_code == 0
     shown = cli("show", long_out, "--id", "france")
     assert shown.exit_code == 0 and "per role" in shown.stdout
+
+
+def test_refined_rows_carry_their_coarse_units_and_both_stages(run, cli, tmp_path):
+    out = tmp_path / "out.parquet"
+    res = run(SMALL, out, "--coarse", "sentence", "--refine-top", "1")
+    assert res.exit_code == 0, res.stderr
+    rows = pq.read_table(out).to_pylist()
+    bullets = next(r for r in rows if r["id"] == "bullets")
+    assert len(bullets["coarse_units"]) > 1
+    assert sum(u["refined"] for u in bullets["coarse_units"]) == 1
+    assert {u["refined"] for u in bullets["units"]} == {True, False}
+    assert all(u["score"] == 0.0 for u in bullets["units"] if not u["refined"])
+    refinement = bullets["refinement"]
+    assert refinement["coarse_granularity"] == "sentence" and refinement["refine_top_k"] == 1
+    assert [s["stage"] for s in refinement["stages"]] == ["coarse", "fine"]
+    assert bullets["n_sequences"] == sum(s["n_sequences"] for s in refinement["stages"])
+    assert json.loads(bullets["params"])["coarse_granularity"] == "sentence"
+    shown = cli("show", out, "--id", "bullets")
+    assert shown.exit_code == 0 and "refined 1 of" in " ".join(shown.stdout.split())

@@ -143,6 +143,10 @@ def test_colour_on_a_terminal_and_off_with_no_color(cli, qwen_dir):
         (["--method", "nonsense"], "nonsense"),
         (["--granularity", "page"], "page"),
         (["--top-k", "-1"], "top-k"),
+        (["--method", "saliency", "--coarse", "sentence"], "--coarse: coarse-to-fine refinement is for"),
+        (["--method", "occlusion", "-g", "sentence", "--coarse", "word"], "not coarser than"),
+        (["--method", "occlusion", "--refine-top", "2"], "--refine-top needs --coarse"),
+        (["--method", "occlusion", "--coarse", "sentence", "--refine-top", "0"], "refine-top"),
     ],
 )
 def test_bad_method_flags_are_usage_errors(cli, qwen_dir, args, message):
@@ -256,3 +260,44 @@ def test_coarse_granularities_and_the_per_role_table(cli, qwen_dir, granularity)
     payload = json.loads(res.stdout)
     assert payload["granularity"] == granularity
     assert [t["role"] for t in payload["role_totals"]] == ["user"]
+
+
+def test_coarse_to_fine_flags(cli, qwen_dir):
+    text = "Be brief. What is the capital of France? Answer in one word, please."
+    res = _ok(
+        cli(
+            "explain",
+            text,
+            "-t",
+            PARIS,
+            "-m",
+            qwen_dir,
+            "--method",
+            "occlusion",
+            "--coarse",
+            "sentence",
+            "--refine-top",
+            "1",
+        )
+    )
+    assert "refined 1 of 3 sentences" in " ".join(res.stdout.split())
+    res = _ok(
+        cli(
+            "explain",
+            text,
+            "-t",
+            PARIS,
+            "-m",
+            qwen_dir,
+            "--method",
+            "occlusion",
+            "--coarse",
+            "sentence",
+            "-f",
+            "json",
+        )
+    )
+    payload = json.loads(res.stdout)
+    assert payload["metadata"]["refinement"]["refine_top_k"] == 5  # the default
+    assert all(a["refined"] for a in payload["attributions"])  # 5 >= 3 sentences: all refined
+    assert len(payload["coarse_attributions"]) == 3
