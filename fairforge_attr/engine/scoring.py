@@ -105,6 +105,9 @@ class Engine:
         logit_budget: most float32 logits held at once.
         prefix_cache: share each chunk's common prefix through the model's cache where the
             model supports it (scores equal the plain pass to float rounding).
+        anchor: with ``prefix_cache``, run an item's unperturbed prompt once and each of its
+            variants only from its first changed token (``anchor.py``), where that saves work;
+            False: chunks share only their rows' common prefix (for measuring the difference).
     """
 
     def __init__(
@@ -114,6 +117,7 @@ class Engine:
         token_budget: int | None = None,
         logit_budget: int | None = None,
         prefix_cache: bool = True,
+        anchor: bool = True,
     ):
         self.model = model.eval()  # dropout off: same input, same scores
         param = next(model.parameters())
@@ -128,6 +132,7 @@ class Engine:
         self.prefix = PrefixCache(model)
         if not (prefix_cache and self._position_ids):
             self.prefix.disable()
+        self.anchor = anchor
         self.stats = EngineStats()
         self._float32_twin: Engine | None = None
 
@@ -143,7 +148,7 @@ class Engine:
             # torch.unique sorts rows lexicographically: neighbours share leading units.
             uniq, inv = torch.unique(req.masks.to(torch.uint8), dim=0, return_inverse=True)
             table = row_table(req.encoded, uniq.bool(), req.baseline)
-            if worth_anchoring(table, budgets):  # its variants reuse its own prompt's cache
+            if self.anchor and worth_anchoring(table, budgets):  # its variants reuse its own prompt's cache
                 perm = first_change_order(table)
                 rank = torch.empty_like(perm)
                 rank[perm] = torch.arange(perm.shape[0])
@@ -240,6 +245,7 @@ class Engine:
                 token_budget=self.token_budget,
                 logit_budget=self.logit_budget,
                 prefix_cache=self.prefix.supported,
+                anchor=self.anchor,
             )
         return self._float32_twin
 

@@ -50,8 +50,11 @@ def test_anchored_scores_equal_plain_passes(pair, baseline, request):
         (got.log_probs - want.log_probs).abs().max()
     )
     assert got.n_sequences == want.n_sequences
+    before = Engine(model, token_budget=400, anchor=False)  # chunks share their own prefix only
+    assert torch.allclose(before.score([req])[0].log_probs, want.log_probs, atol=1e-4)
     # every variant ran only from its chunk's first change: far fewer tokens than plain passes
     assert anchored.stats.tokens < 0.75 * plain.stats.tokens
+    assert anchored.stats.tokens < before.stats.tokens
 
 
 def test_tokens_run_are_the_anchor_plus_each_chunks_suffix(qwen_pair):
@@ -62,7 +65,7 @@ def test_tokens_run_are_the_anchor_plus_each_chunks_suffix(qwen_pair):
     masks = occlusion_masks(enc.n_units)
     uniq = torch.unique(masks.to(torch.uint8), dim=0).bool()
     table = row_table(enc, uniq, baseline)
-    budgets = engine._budgets()
+    budgets = Budgets(400, engine.logit_budget, engine.vocab_size, True)
     assert worth_anchoring(table, budgets)
     table = row_table(enc, uniq[first_change_order(table)], baseline)
     assert table.first_change == sorted(table.first_change)  # grouped by first change
@@ -104,10 +107,11 @@ def test_random_masks_and_small_items_are_not_anchored(qwen_pair):
     enc = _encoded(tok)
     engine = Engine(model, token_budget=400)
     baseline = resolve_baseline(tok, None, engine.vocab_size)
+    budgets = Budgets(400, engine.logit_budget, engine.vocab_size, True)
     random = torch.rand(40, enc.n_units, generator=torch.Generator().manual_seed(0)) > 0.5
-    assert not worth_anchoring(row_table(enc, random, baseline), engine._budgets())
+    assert not worth_anchoring(row_table(enc, random, baseline), budgets)
     few = occlusion_masks(enc.n_units)[:3]  # 3 rows do not fill a pass of 400 tokens
-    assert not worth_anchoring(row_table(enc, few, baseline), engine._budgets())
+    assert not worth_anchoring(row_table(enc, few, baseline), budgets)
     assert not worth_anchoring(
         row_table(enc, occlusion_masks(enc.n_units), baseline), Budgets(400, 10**9, 1, False)
     )
