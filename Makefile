@@ -40,9 +40,11 @@ demo-model: $(STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.refine
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick --json /tmp/ffattr_bench_quick.json --md /tmp/ffattr_bench_quick.md
+	$(BIN)/python -m benchmarks.refine --quick --json /tmp/ffattr_refine_quick.json --md /tmp/ffattr_refine_quick.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -46,6 +46,7 @@ from .packing import (
     split_chunk,
 )
 from .prefix_cache import PrefixCache
+from .split_attention import shared_prefix
 
 # Tokens (rows x padded length) per forward. CPU: throughput is flat from 1024 to 16384
 # (`benchmarks/run.py --tune`, 30M model: 600-720 tokens/s either way) while peak memory grows
@@ -351,7 +352,11 @@ class Engine:
         if self._logits_to_keep:
             # exactly the positions that predict a target token (not the last one)
             kwargs["logits_to_keep"] = torch.arange(width - max_t - 1, width - 1, device=dev)
-        logits = self.model(**kwargs).logits
+        # A prefix that hides nothing is attended by every query alike: its attention is
+        # computed once for all rows (split_attention.py); else one ordinary pass.
+        shared = prefix if batch.prefix_mask is None else 0
+        with shared_prefix(self.model, shared, causal_only=batch.attention is None):
+            logits = self.model(**kwargs).logits
         if logits.shape[1] != max_t:
             logits = logits[:, -(max_t + 1) : -1]
         self.stats.calls += 1

@@ -30,3 +30,19 @@ def test_benchmark_quick_mode_runs(tmp_path):
     assert result["batch"][0]["batch_over_loop"] > 0
     assert result["memory"]
     assert "| ours/roof |" in out_md.read_text()
+
+
+def test_long_input_benchmark_quick_mode_runs(tmp_path):
+    from benchmarks.refine import main as refine_main
+
+    out_json, out_md = tmp_path / "refine.json", tmp_path / "refine.md"
+    result = refine_main(["--quick", "--threads", "1", "--json", str(out_json), "--md", str(out_md)])
+    (case,) = result["cases"]
+    rows = case["rows"]
+    assert set(rows) == {"roofline", "occlusion/before", "occlusion", "refine/sentence/top-1"}
+    # same variants, fewer or equal tokens: the roofline runs every sequence whole
+    assert rows["occlusion"]["tokens"] <= rows["occlusion/before"]["tokens"] <= rows["roofline"]["tokens"]
+    refine = rows["refine/sentence/top-1"]
+    assert 0 < refine["token_share_of_exhaustive"] < 1 and 0 <= refine["top10_agreement"] <= 1
+    assert [s["stage"] for s in refine["stages"]] == ["coarse", "fine"]
+    assert "top-10 agreement" in out_md.read_text()

@@ -1,0 +1,222 @@
+"""Long inputs on a budget (issue 11): per-variant prefix reuse and coarse-to-fine refinement.
+
+    python -m benchmarks.refine                  # the long input 'rag', demo and 30M models
+    python -m benchmarks.refine --quick          # CI: the tiny input, demo model (seconds)
+    python -m benchmarks.refine --models demo --repeats 3
+
+On one input at word granularity, timed round-robin in one process (so drifting machine load
+hits every row alike), min and median over repeats, with the tokens each row pushes through
+the model:
+
+- ``roofline``: a bare batched forward over exactly the variant sequences of exhaustive word
+  occlusion (``perturbation.roofline``: full sequences, ``token_budget // seq_len`` rows);
+- ``occlusion/before``: exhaustive word occlusion with chunks that share only their own rows'
+  common prefix (``Engine(anchor=False)``, the engine before per-variant reuse);
+- ``occlusion``: the same with per-variant reuse: the unperturbed prompt runs once and each
+  variant only from its first changed token (``engine/anchor.py``);
+- ``refine/sentence/top-K``: word occlusion inside the K sentences of largest |occlusion
+  score| (``coarse_granularity="sentence", refine_top_k=K``), with its top-10 agreement with
+  exhaustive word occlusion (shared units of the two top-10 lists, by position, over 10) and
+  its tokens as a share of exhaustive word occlusion's.
+
+Targets (issue 11): occlusion <= 0.55 x roofline seconds; some refinement with top-10
+agreement >= 0.8 at <= 25 % of exhaustive word occlusion's forward tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fairforge_attr import AttributionExplainer
+from fairforge_attr.segment import clear_cache
+
+from . import perturbation
+from .inputs import INPUTS
+from .measure import Timing, measure_once, track_live_memory
+from .models import MODELS, load
+
+HERE = Path(__file__).parent
+TOP = 10
+FULL = {"models": list(MODELS), "input": "rag", "refine_top_k": [3, 5, 10], "repeats": 2}
+QUICK = {"models": ["demo"], "input": "tiny", "refine_top_k": [1], "repeats": 1}
+TARGET_RATIO, TARGET_AGREEMENT, TARGET_TOKEN_SHARE = 0.55, 0.8, 0.25
+
+
+def top_agreement(result, reference, k: int = TOP) -> float:
+    """Shared units of the two top-k lists (by position), over k."""
+    mine = {a.position for a in result.get_top_k(k)}
+    theirs = {a.position for a in reference.get_top_k(k)}
+    return len(mine & theirs) / min(k, len(reference.attributions))
+
+
+def _explain_row(explainer: AttributionExplainer, item: dict, **kwargs) -> tuple[Callable, Callable]:
+    """A timed ``explain`` at word granularity; (run, what it cost and returned)."""
+    engine = explainer.engine
+    last: dict[str, Any] = {}
+
+    def run():
+        engine.stats.reset()
+        clear_cache()
+        result = explainer.explain(item["messages"], item["target"], granularity="word", **kwargs)
+        last.update(
+            forward=engine.stats.calls,
+            sequences=result.metadata.n_sequences,
+            tokens=engine.stats.tokens,
+            result=result,
+        )
+        return result
+
+    return run, lambda: dict(last)
+
+
+def case(model, tok, model_name: str, item: dict, cfg: dict) -> dict[str, Any]:
+    subject = perturbation.Subject.make(model, tok, {**item, "granularity": "word"}, None)
+    before = AttributionExplainer(model, tok, max_length=1 << 16)
+    before.engine.anchor = False
+    rows: dict[str, tuple[Callable, Any]] = {
+        "roofline": perturbation.roofline(subject, "occlusion", {}),
+        "occlusion/before": _explain_row(before, item, method="occlusion"),
+        "occlusion": _explain_row(subject.explainer, item, method="occlusion"),
+    }
+    for k in cfg["refine_top_k"]:
+        rows[f"refine/sentence/top-{k}"] = _explain_row(
+            subject.explainer, item, method="occlusion", coarse_granularity="sentence", refine_top_k=k
+        )
+    for run, _ in rows.values():  # first calls pay one-off costs (allocator, kernels)
+        run()
+    timings = {name: Timing() for name in rows}
+    for _ in range(cfg["repeats"]):
+        for name, (run, _) in rows.items():
+            measure_once(run, subject.device, timings[name], memory=False)
+    out: dict[str, Any] = {}
+    for name, (_, counts) in rows.items():
+        c = counts() if callable(counts) else dict(counts)
+        result = c.pop("result", None)
+        t = timings[name]
+        out[name] = {"seconds_min": min(t.seconds), "seconds_median": statistics.median(t.seconds), **c}
+        if result is not None:
+            out[name]["result"] = result
+    exhaustive = out["occlusion"].pop("result")
+    out["occlusion/before"].pop("result")
+    roof = out["roofline"]
+    for name, row in out.items():
+        row["ratio_to_roofline"] = row["seconds_min"] / roof["seconds_min"]
+        row["token_share_of_exhaustive"] = row["tokens"] / out["occlusion"]["tokens"]
+        result = row.pop("result", None)
+        if result is not None:
+            r = result.metadata.refinement
+            row["top10_agreement"] = top_agreement(result, exhaustive)
+            row["refined_units"] = r.stages[1].n_units
+            row["stages"] = [s.model_dump(mode="json") for s in r.stages]
+    enc = subject.encoded
+    return {
+        "model": model_name,
+        "input": cfg["input"],
+        "seq_len": enc.seq_len,
+        "prompt_tokens": enc.prompt_length,
+        "n_words": enc.n_units,
+        "repeats": cfg["repeats"],
+        "rows": out,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        "## Long inputs on a budget (benchmarks/refine.py)",
+        "",
+        f"{result['meta']['date']}, {result['meta']['device']}, {result['meta']['threads']} threads, "
+        f"min / median seconds over {result['meta']['repeats']} round-robin repeats.",
+        "",
+        "| model | input | row | s (min) | s (median) | tokens | x roofline (s) | tokens / exhaustive "
+        "| top-10 agreement | refined words |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in result["cases"]:
+        where = f"{c['model']} | {c['input']} ({c['prompt_tokens']} prompt tokens, {c['n_words']} words)"
+        for name, r in c["rows"].items():
+            lines.append(
+                f"| {where} | {name} | {r['seconds_min']:.2f} | {r['seconds_median']:.2f} | {r['tokens']} "
+                f"| {r['ratio_to_roofline']:.2f} | {r['token_share_of_exhaustive']:.2f} "
+                f"| {r.get('top10_agreement', '-')} | {r.get('refined_units', '-')} |"
+            )
+    lines += ["", "Targets:", ""]
+    for c in result["cases"]:
+        occ = c["rows"]["occlusion"]
+        lines.append(
+            f"- {c['model']}: exhaustive word occlusion {occ['ratio_to_roofline']:.2f} x roofline "
+            f"(target <= {TARGET_RATIO}): {'met' if occ['ratio_to_roofline'] <= TARGET_RATIO else '**missed**'}"
+        )
+        best = [
+            (name, r)
+            for name, r in c["rows"].items()
+            if r.get("top10_agreement", 0) >= TARGET_AGREEMENT
+            and r["token_share_of_exhaustive"] <= TARGET_TOKEN_SHARE
+        ]
+        verdict = f"met by {', '.join(n for n, _ in best)}" if best else "**missed**"
+        lines.append(
+            f"- {c['model']}: refinement with top-10 agreement >= {TARGET_AGREEMENT} at <= "
+            f"{TARGET_TOKEN_SHARE:.0%} of the tokens: {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="CI mode: demo model, tiny input, 1 run")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--models", nargs="+", choices=MODELS, default=None)
+    p.add_argument("--input", choices=sorted(INPUTS), default=None)
+    p.add_argument("--refine-top", type=int, nargs="+", default=None)
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--json", type=Path, default=None, help="default: benchmarks/results_refine_<device>.json")
+    p.add_argument("--md", type=Path, default=None, help="default: benchmarks/RESULTS_refine_<device>.md")
+    args = p.parse_args(argv)
+    cfg = dict(QUICK if args.quick else FULL)
+    for key, value in (("models", args.models), ("input", args.input), ("repeats", args.repeats)):
+        if value is not None:
+            cfg[key] = value
+    if args.refine_top:
+        cfg["refine_top_k"] = args.refine_top
+    track_live_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from fairforge_attr.models import resolve_device, resolve_dtype
+
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    tag = ("gpu" if device.type == "cuda" else "cpu") + ("_quick" if args.quick else "")
+    json_path = args.json or HERE / f"results_refine_{tag}.json"
+    md_path = args.md or HERE / f"RESULTS_refine_{tag}.md"
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "device": str(device),
+        "dtype": str(dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "repeats": cfg["repeats"],
+        "config": cfg,
+    }
+    result: dict[str, Any] = {"meta": meta, "cases": []}
+    for model_name in cfg["models"]:
+        model, tok = load(model_name, str(device), dtype)
+        result["cases"].append(case(model, tok, model_name, INPUTS[cfg["input"]], cfg))
+        print(json.dumps(result["cases"][-1], indent=1), flush=True)
+        json_path.write_text(json.dumps(result, indent=1))
+    md = markdown(result)
+    md_path.write_text(md + "\n")
+    print(md)
+    print(f"\nwrote {json_path} and {md_path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
