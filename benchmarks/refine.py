@@ -101,14 +101,21 @@ def case(model, tok, model_name: str, item: dict, cfg: dict) -> dict[str, Any]:
         c = counts() if callable(counts) else dict(counts)
         result = c.pop("result", None)
         t = timings[name]
-        out[name] = {"seconds_min": min(t.seconds), "seconds_median": statistics.median(t.seconds), **c}
+        out[name] = {
+            "seconds_min": min(t.seconds),
+            "seconds_median": statistics.median(t.seconds),
+            "cpu_seconds_min": min(t.cpu_seconds),
+            **c,
+        }
         if result is not None:
             out[name]["result"] = result
     exhaustive = out["occlusion"].pop("result")
     out["occlusion/before"].pop("result")
     roof = out["roofline"]
-    for name, row in out.items():
+    for row in out.values():
         row["ratio_to_roofline"] = row["seconds_min"] / roof["seconds_min"]
+        row["cpu_ratio_to_roofline"] = row["cpu_seconds_min"] / roof["cpu_seconds_min"]
+        row["token_ratio_to_roofline"] = row["tokens"] / roof["tokens"]
         row["token_share_of_exhaustive"] = row["tokens"] / out["occlusion"]["tokens"]
         result = row.pop("result", None)
         if result is not None:
@@ -135,16 +142,18 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['meta']['date']}, {result['meta']['device']}, {result['meta']['threads']} threads, "
         f"min / median seconds over {result['meta']['repeats']} round-robin repeats.",
         "",
-        "| model | input | row | s (min) | s (median) | tokens | x roofline (s) | tokens / exhaustive "
-        "| top-10 agreement | refined words |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | input | row | s (min) | s (median) | CPU s (min) | tokens | x roofline (s) "
+        "| x roofline (CPU s) | x roofline (tokens) | tokens / exhaustive | top-10 agreement | refined words |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in result["cases"]:
         where = f"{c['model']} | {c['input']} ({c['prompt_tokens']} prompt tokens, {c['n_words']} words)"
         for name, r in c["rows"].items():
             lines.append(
-                f"| {where} | {name} | {r['seconds_min']:.2f} | {r['seconds_median']:.2f} | {r['tokens']} "
-                f"| {r['ratio_to_roofline']:.2f} | {r['token_share_of_exhaustive']:.2f} "
+                f"| {where} | {name} | {r['seconds_min']:.2f} | {r['seconds_median']:.2f} "
+                f"| {r['cpu_seconds_min']:.2f} | {r['tokens']} | {r['ratio_to_roofline']:.2f} "
+                f"| {r['cpu_ratio_to_roofline']:.2f} | {r['token_ratio_to_roofline']:.2f} "
+                f"| {r['token_share_of_exhaustive']:.2f} "
                 f"| {r.get('top10_agreement', '-')} | {r.get('refined_units', '-')} |"
             )
     lines += ["", "Targets:", ""]
