@@ -264,40 +264,10 @@ def test_coarse_granularities_and_the_per_role_table(cli, qwen_dir, granularity)
 
 def test_coarse_to_fine_flags(cli, qwen_dir):
     text = "Be brief. What is the capital of France? Answer in one word, please."
-    res = _ok(
-        cli(
-            "explain",
-            text,
-            "-t",
-            PARIS,
-            "-m",
-            qwen_dir,
-            "--method",
-            "occlusion",
-            "--coarse",
-            "sentence",
-            "--refine-top",
-            "1",
-        )
-    )
+    args = ["explain", text, "-t", PARIS, "-m", qwen_dir, "--method", "occlusion", "--coarse", "sentence"]
+    res = _ok(cli(*args, "--refine-top", "1"))
     assert "refined 1 of 3 sentences" in " ".join(res.stdout.split())
-    res = _ok(
-        cli(
-            "explain",
-            text,
-            "-t",
-            PARIS,
-            "-m",
-            qwen_dir,
-            "--method",
-            "occlusion",
-            "--coarse",
-            "sentence",
-            "-f",
-            "json",
-        )
-    )
-    payload = json.loads(res.stdout)
+    payload = json.loads(_ok(cli(*args, "-f", "json")).stdout)
     assert payload["metadata"]["refinement"]["refine_top_k"] == 5  # the default
     assert all(a["refined"] for a in payload["attributions"])  # 5 >= 3 sentences: all refined
     assert len(payload["coarse_attributions"]) == 3
