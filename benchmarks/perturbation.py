@@ -101,11 +101,15 @@ def variant_masks(subject: Subject, method: str, options: dict, seed: int = 0) -
     return torch.unique(masks.to(torch.uint8), dim=0).bool()
 
 
-def roofline(subject: Subject, method: str, options: dict) -> tuple[Callable[[], Any], dict]:
-    """A bare batched forward over the variant sequences; returns (run, counts)."""
+def roofline(
+    subject: Subject, method: str, options: dict, keep: torch.Tensor | None = None
+) -> tuple[Callable[[], Any], dict]:
+    """A bare batched forward over the variant sequences (of ``method``, or the unique masks
+    ``keep``); returns (run, counts)."""
     enc, model = subject.encoded, subject.model
     baseline = resolve_baseline(subject.tokenizer, None, subject.explainer.engine.vocab_size)
-    keep = variant_masks(subject, method, options)
+    if keep is None:
+        keep = variant_masks(subject, method, options)
     table = row_table(enc, keep, baseline)
     ids, _ = variant_ids(table, 0, keep.shape[0])
     ids = ids.contiguous()
