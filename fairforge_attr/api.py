@@ -14,6 +14,7 @@ from typing import Any
 
 from .engine import Engine
 from .errors import FairForgeError, InvalidRequestError
+from .faithfulness.types import Faithfulness, FaithfulnessOptions
 from .models import load_model, model_name
 from .plan import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED, Plan, build_plan
 from .prompt import encode, tokenize_prompt_ids
@@ -89,6 +90,7 @@ class AttributionExplainer:
         seed: int = DEFAULT_SEED,
         per_target_token: bool = False,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
     ) -> AttributionResult:
         """Attribute log p(target | messages or prompt) to the units of the input.
@@ -96,7 +98,9 @@ class AttributionExplainer:
         ``target=None`` generates the response greedily (``max_new_tokens``) and explains
         that; the result's ``metadata.target_generated`` says so. Method options (e.g.
         ``n_samples``, ``baseline``) are passed as keyword arguments; ``ffattr methods``
-        lists them.
+        lists them. ``faithfulness=True`` (or a dict of ``FaithfulnessOptions``) also measures
+        how well the scores predict removals (``result.faithfulness``; forward passes only,
+        see ``fairforge_attr.faithfulness``).
         """
         request = make_request(messages, target, prompt)
         plan = self.plan(
@@ -105,6 +109,7 @@ class AttributionExplainer:
             seed=seed,
             per_target_token=per_target_token,
             max_new_tokens=max_new_tokens,
+            faithfulness=faithfulness,
             **options,
         )
         outcome = next(self.iter_outcomes(plan, [request]))
@@ -120,6 +125,7 @@ class AttributionExplainer:
         granularity: Granularity | str | None = None,
         seed: int = DEFAULT_SEED,
         per_target_token: bool = False,
+        faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
     ) -> BatchAttributionResult:
         """Explain many ``(messages, target)`` pairs (or dicts with messages/prompt/target).
@@ -137,6 +143,7 @@ class AttributionExplainer:
             granularity=granularity,
             seed=seed,
             per_target_token=per_target_token,
+            faithfulness=faithfulness,
             **options,
         ):
             if outcome.error is not None:
@@ -158,6 +165,7 @@ class AttributionExplainer:
         per_target_token: bool = False,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         progress: Callable[[int], None] | None = None,
+        faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
     ) -> Iterator[ItemOutcome]:
         """Yield one ItemOutcome per item, in order, as soon as its group is done. Bad items
@@ -168,6 +176,7 @@ class AttributionExplainer:
             seed=seed,
             per_target_token=per_target_token,
             max_new_tokens=max_new_tokens,
+            faithfulness=faithfulness,
             **options,
         )
         for outcome in self.iter_outcomes(plan, items):
@@ -183,11 +192,13 @@ class AttributionExplainer:
         seed: int = DEFAULT_SEED,
         per_target_token: bool = False,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
     ) -> Plan:
         """The Plan of a call: the method and granularity (default: the explainer's), the
-        validated options and the baseline resolved with this explainer's tokenizer. Bad
-        names and values raise here, before any item is read."""
+        validated options and the baseline resolved with this explainer's tokenizer, and the
+        faithfulness check when asked for. Bad names and values raise here, before any item is
+        read."""
         return build_plan(
             self.tokenizer,
             self.engine.vocab_size,
@@ -197,6 +208,7 @@ class AttributionExplainer:
             per_target_token=per_target_token,
             max_new_tokens=max_new_tokens,
             options=options,
+            faithfulness=faithfulness,
         )
 
     def iter_outcomes(self, plan: Plan, items: Iterable[Any]) -> Iterator[ItemOutcome]:
@@ -215,6 +227,24 @@ class AttributionExplainer:
                 group = []
         if group:
             yield from self._run_group(plan, group)
+
+    def faithfulness(self, result: AttributionResult, **options: Any) -> Faithfulness:
+        """Measure the faithfulness of an existing result on this explainer's model (forward
+        passes only). ``options`` are ``FaithfulnessOptions`` fields (``n_ablations``,
+        ``keep_probability``, ``n_random``, ``top_k``, ``seed``, ``baseline``). The result's item
+        is encoded again and must give the result's units (the same tokenizer and granularity)."""
+        return self.faithfulness_many([result], **options)[0]
+
+    def faithfulness_many(self, results: Iterable[AttributionResult], **options: Any) -> list[Faithfulness]:
+        """``faithfulness`` of many results in shared forward passes; results on the same item
+        (several methods, say) share its random orderings and ablations."""
+        from .faithfulness.attach import encode_result, task_of
+        from .faithfulness.scoring import score_faithfulness
+        from .plan import resolve_faithfulness
+
+        opts, baseline = resolve_faithfulness(self.tokenizer, self.engine.vocab_size, options or True)
+        tasks = [task_of(encode_result(self.tokenizer, r, self.max_length), r) for r in results]
+        return score_faithfulness(self.engine, tasks, opts, baseline)
 
     def visualize(self, result: AttributionResult, return_html: bool = False) -> str | None:
         """Show a heatmap of the prompt: HTML in a notebook, colours in a terminal.

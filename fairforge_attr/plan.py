@@ -17,9 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from .engine.baseline import Baseline
+from .engine.baseline import Baseline, resolve_baseline
+from .errors import InvalidRequestError
+from .faithfulness.types import FaithfulnessOptions
 from .methods.registry import MethodSpec, get_method
 from .types import AttributionMethod, Granularity
 
@@ -42,6 +44,9 @@ class Plan:
         extra_params: how the baseline was resolved, as recorded next to the options
             (e.g. ``("removal", "pad token '<pad>'")``).
         max_new_tokens: how many tokens to generate for an item without a target.
+        faithfulness: measure each result's faithfulness with these options (None: do not).
+        faithfulness_baseline: how the faithfulness probes remove a unit (resolved with the
+            tokenizer; None for a Plan rebuilt from a record).
     """
 
     method: AttributionMethod
@@ -52,6 +57,8 @@ class Plan:
     baseline: Baseline | None = None
     extra_params: tuple[tuple[str, Any], ...] = ()
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    faithfulness: FaithfulnessOptions | None = None
+    faithfulness_baseline: Baseline | None = None
 
     @property
     def spec(self) -> MethodSpec:
@@ -77,10 +84,11 @@ class Plan:
         params: Mapping[str, Any] | None,
         seed: int | None,
         per_target_token: bool = False,
+        faithfulness: Mapping[str, Any] | None = None,
     ) -> Plan:
         """The Plan a finished result recorded (a batch row's method, granularity, params and
-        seed). The baseline is not resolved again (``baseline`` is None); ``extra_params``
-        keeps how it was. Raises InvalidRequestError when the record names an unknown method
+        seed, and its faithfulness record if any). The baseline is not resolved again
+        (``baseline`` is None); ``extra_params`` keeps how it was. Raises InvalidRequestError when the record names an unknown method
         or options that are no longer valid."""
         spec = get_method(method)
         params = dict(params or {})
@@ -92,6 +100,9 @@ class Plan:
             seed=DEFAULT_SEED if seed is None else seed,
             per_target_token=per_target_token,
             extra_params=tuple((k, v) for k, v in params.items() if k not in fields),
+            faithfulness=None
+            if not faithfulness
+            else FaithfulnessOptions(**{k: faithfulness[k] for k in _RECORDED_CHECK if k in faithfulness}),
         )
 
     def changes_from(self, earlier: Plan) -> list[str]:
@@ -112,7 +123,36 @@ class Plan:
             ]
         if earlier.recorded_seed is not None and earlier.recorded_seed != self.seed:
             changes.append(f"seed {earlier.recorded_seed} -> {self.seed}")
-        return changes
+        return changes + self._check_changes(earlier)
+
+    def _check_changes(self, earlier: Plan) -> list[str]:
+        now, before = self.faithfulness, earlier.faithfulness
+        if (now is None) != (before is None):
+            return [f"faithfulness {'off' if before is None else 'on'} -> {'off' if now is None else 'on'}"]
+        if now is None or before is None:
+            return []
+        return [
+            f"faithfulness {k} {getattr(before, k)!r} -> {getattr(now, k)!r}"
+            for k in _RECORDED_CHECK
+            if getattr(before, k) != getattr(now, k)
+        ]
+
+
+# The faithfulness options a result records exactly (its top_k is capped at n_units).
+_RECORDED_CHECK = ("n_ablations", "n_random", "seed")
+
+
+def resolve_faithfulness(
+    tokenizer: Any, vocab_size: int, value: bool | Mapping[str, Any] | FaithfulnessOptions
+) -> tuple[FaithfulnessOptions, Baseline]:
+    """Faithfulness options (``True``: the defaults) and the baseline its probes remove units
+    with; bad options raise InvalidRequestError naming them."""
+    try:
+        options = FaithfulnessOptions.coerce(dict(value) if isinstance(value, Mapping) else value)
+    except (ValidationError, TypeError) as exc:
+        raise InvalidRequestError(f"invalid faithfulness options: {exc}") from exc
+    options = options or FaithfulnessOptions()
+    return options, resolve_baseline(tokenizer, options.baseline, vocab_size)
 
 
 def build_plan(
@@ -125,6 +165,7 @@ def build_plan(
     per_target_token: bool = False,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     options: Mapping[str, Any] | None = None,
+    faithfulness: bool | Mapping[str, Any] | FaithfulnessOptions | None = False,
 ) -> Plan:
     """The Plan of one call: method, granularity and options validated (errors name the valid
     choices), the baseline resolved with ``tokenizer``. ``AttributionExplainer.plan`` calls
@@ -133,6 +174,11 @@ def build_plan(
     gran = Granularity.parse(granularity)
     opts = spec.parse_options(dict(options or {}))
     baseline, extra = spec.baseline(tokenizer, opts, vocab_size)
+    check, check_baseline = (
+        (None, None)
+        if faithfulness is None or faithfulness is False
+        else resolve_faithfulness(tokenizer, vocab_size, faithfulness)
+    )
     return Plan(
         method=spec.method,
         granularity=gran,
@@ -142,4 +188,6 @@ def build_plan(
         baseline=baseline,
         extra_params=tuple(extra.items()),
         max_new_tokens=max_new_tokens,
+        faithfulness=check,
+        faithfulness_baseline=check_baseline,
     )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .faithfulness.types import Faithfulness
 from .types import AttributionMethod, Granularity
 
 if TYPE_CHECKING:  # this module stays light: reading a result file must not import torch
@@ -90,6 +91,9 @@ class AttributionResult(BaseModel):
     attributions: list[Attribution]
     per_target_token: PerTargetToken | None = None
     metadata: ResultMetadata
+    faithfulness: Faithfulness | None = Field(
+        None, description="how well the scores predict removals (explain(..., faithfulness=True))"
+    )
 
     def get_top_k(self, k: int = 10) -> list[Attribution]:
         """The k units with the largest |score|, strongest first (ties keep prompt order)."""

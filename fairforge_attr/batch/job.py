@@ -62,8 +62,8 @@ class BatchJob:
     """Attribute every line of a JSONL file into ``output`` (.parquet, .jsonl or .json).
 
     The settings are one Plan: give ``plan`` (e.g. one built by ``explainer.plan(...)``), or
-    ``method``, ``granularity``, ``seed``, ``per_target_token`` and ``options`` to build it
-    (defaults: the explainer's). Call ``resume()`` to keep what an earlier run of ``output``
+    ``method``, ``granularity``, ``seed``, ``per_target_token``, ``faithfulness`` and
+    ``options`` to build it (defaults: the explainer's). Call ``resume()`` to keep what an earlier run of ``output``
     finished, or ``start_over()`` to replace it; without either, ``run`` refuses an existing
     ``output``.
 
@@ -83,11 +83,17 @@ class BatchJob:
         options: dict[str, Any] | None = None,
         plan: Plan | None = None,
         fail_fast: bool = False,
+        faithfulness: bool | dict[str, Any] = False,
     ) -> None:
         output_format(output)  # a name without a format fails before any work
         if plan is None:
             plan = explainer.plan(
-                method, granularity, seed=seed, per_target_token=per_target_token, **(options or {})
+                method,
+                granularity,
+                seed=seed,
+                per_target_token=per_target_token,
+                faithfulness=faithfulness,
+                **(options or {}),
             )
         self.explainer = explainer
         self.plan = plan
@@ -131,6 +137,7 @@ class BatchJob:
                 params=earlier.get("params"),
                 seed=earlier.get("seed"),
                 per_target_token=earlier.get("per_target_token") is not None,
+                faithfulness=earlier.get("faithfulness"),
             )
         except FairForgeError as exc:
             changed.append(f"the stored rows' settings are not valid now: {exc}")

@@ -19,7 +19,14 @@ import typer
 
 from ..types import AttributionMethod, Granularity
 from . import options as o
-from .common import EXIT_FAILED, cli_command, load_explainer, method_options, stderr_console
+from .common import (
+    EXIT_FAILED,
+    cli_command,
+    faithfulness_options,
+    load_explainer,
+    method_options,
+    stderr_console,
+)
 
 RUN_PANEL = "Run"
 MAX_ERRORS_LOGGED = 20
@@ -31,6 +38,7 @@ Examples:
   ffattr batch in.jsonl out.jsonl --method occlusion --errors bad.jsonl
   ffattr batch in.jsonl out.parquet --resume       # after a kill: the rest
   ffattr batch in.jsonl part-2.parquet --shard 2/8   # CI job 2 of 8
+  ffattr batch in.jsonl out.parquet --faithfulness    # + a faithfulness column
 
 Each input line is one JSON object, one of:
 
@@ -87,16 +95,7 @@ def _parse_shard(shard: str | None) -> tuple[int, int]:
 
 @cli_command
 def batch(
-    input_file: Annotated[
-        Path,
-        typer.Argument(
-            metavar="IN.jsonl",
-            exists=True,
-            dir_okay=False,
-            help="One JSON object per line.",
-            show_default=False,
-        ),
-    ],
+    input_file: o.InputJsonl,
     output: Annotated[
         Path,
         typer.Argument(
@@ -115,6 +114,8 @@ def batch(
     baseline: o.Baseline = None,
     option: o.ExtraOptions = None,
     per_target_token: o.PerTargetToken = False,
+    faithfulness: o.Faithfulness = False,
+    faithfulness_option: o.FaithfulnessOptions = None,
     layout: Annotated[
         Layout,
         typer.Option(
@@ -200,6 +201,7 @@ def batch(
         baseline=baseline,
         extra=option,
     )
+    check = faithfulness_options(faithfulness, faithfulness_option)
 
     from ..batch import BatchJob, count_items
 
@@ -213,6 +215,7 @@ def batch(
         per_target_token=per_target_token,
         options=opts,
         fail_fast=on_error is OnError.fail,
+        faithfulness=check,
     )
     if resume:
         job.resume()

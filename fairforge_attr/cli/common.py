@@ -140,3 +140,31 @@ def _parse_value(raw: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError:
         return raw
+
+
+def faithfulness_options(enabled: bool, entries: list[str] | None) -> dict[str, Any] | bool:
+    """False, or the faithfulness settings given (validated before any model loads)."""
+    if not enabled and not entries:
+        return False
+    from pydantic import ValidationError
+
+    from ..faithfulness import FaithfulnessOptions
+
+    given: dict[str, Any] = {}
+    for entry in entries or []:
+        name, sep, raw = entry.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise typer.BadParameter(
+                f"expected NAME=VALUE, got {entry!r}", param_hint="--faithfulness-option"
+            )
+        given[name] = _parse_value(raw)
+    try:
+        FaithfulnessOptions(**given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        valid = ", ".join(FaithfulnessOptions.model_fields)
+        raise typer.BadParameter(
+            f"{problems} (settings: {valid})", param_hint="--faithfulness-option"
+        ) from None
+    return given or True

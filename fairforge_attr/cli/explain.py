@@ -10,7 +10,7 @@ import typer
 
 from ..types import AttributionMethod, Granularity
 from . import options as o
-from .common import cli_command, load_explainer, method_options, stdout_console
+from .common import cli_command, faithfulness_options, load_explainer, method_options, stdout_console
 
 INPUT_PANEL = "Input"
 
@@ -23,6 +23,7 @@ Examples:
   ffattr explain --messages chat.json --target-file answer.txt -m ./model
   ffattr explain "Hi" -t "Hello!" --method occlusion --format json
   ffattr explain "Hi" -t "Hello!" --per-target-token --output hi.html
+  ffattr explain "Hi" -t "Hello!" --faithfulness     # can I trust these scores?
 
 Scores are in nats of log p(target): red units raised the target's log-probability, blue ones lowered it.
 """
@@ -92,6 +93,8 @@ def explain(
     baseline: o.Baseline = None,
     option: o.ExtraOptions = None,
     per_target_token: o.PerTargetToken = False,
+    faithfulness: o.Faithfulness = False,
+    faithfulness_option: o.FaithfulnessOptions = None,
     top_k: o.TopK = 10,
     fmt: o.FormatOpt = o.Format.text,
     output: Annotated[
@@ -124,6 +127,7 @@ def explain(
         baseline=baseline,
         extra=option,
     )
+    check = faithfulness_options(faithfulness, faithfulness_option)
 
     explainer = load_explainer(model, device=device, dtype=dtype, max_length=max_length)
     result = explainer.explain(
@@ -135,6 +139,7 @@ def explain(
         seed=seed,
         per_target_token=per_target_token,
         max_new_tokens=max_new_tokens,
+        faithfulness=check,
         **opts,
     )
     if output is not None:

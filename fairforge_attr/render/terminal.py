@@ -14,8 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..results import AttributionResult
-from .colors import score_rgb
-from .segments import message_texts, pieces
+from .colors import score_rgb, text_hex
+from .segments import footer_parts, message_texts, pieces
 
 BAR_WIDTH = 12
 
@@ -26,8 +26,8 @@ def stderr_console() -> Console:
 
 
 def _style(normalized: float) -> str:
-    r, g, b = score_rgb(normalized)
-    return f"black on rgb({r},{g},{b})"
+    rgb = score_rgb(normalized)
+    return f"{text_hex(rgb)} on rgb({rgb[0]},{rgb[1]},{rgb[2]})"
 
 
 def heatmap(result: AttributionResult) -> Group:
@@ -82,22 +82,11 @@ def top_k_table(result: AttributionResult, k: int = 10) -> Table:
 def footer(result: AttributionResult, model_note: str | None = None) -> Text:
     """One line: method, granularity, model, cost and f(x). ``model_note`` is appended to the
     model's name (e.g. "built-in demo")."""
-    m = result.metadata
-    model = f"{m.model} ({model_note})" if model_note else m.model
-    parts = [
-        result.method.value,
-        result.granularity.value,
-        model,
-        f"{m.n_forward} forward",
-        f"{m.n_sequences} sequences",
-        f"{m.compute_time_seconds:.2f}s",
-        f"log p(target) = {m.target_log_prob:.3f}",
-    ]
-    if m.convergence_delta is not None:
-        parts.append(f"convergence delta {m.convergence_delta:+.3g}")
-    if m.target_generated:
-        parts.append("generated target")
-    parts.extend(m.warnings)
+    parts = footer_parts(result, model_note)
+    if result.faithfulness is not None:
+        from .faithfulness import faithfulness_line
+
+        parts.append(faithfulness_line(result.faithfulness))
     return Text(" · ".join(parts), style="dim")
 
 
@@ -118,4 +107,8 @@ def render(
         from .matrix import per_target_token_table
 
         console.print(per_target_token_table(result, console.width))
+    if result.faithfulness is not None:
+        from .faithfulness import faithfulness_table
+
+        console.print(faithfulness_table(result.faithfulness))
     console.print(footer(result, model_note))
