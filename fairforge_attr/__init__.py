@@ -37,6 +37,8 @@ _EXPORTS = {
     "PromptTooLongError": "errors",
     "TokenizerTooNewError": "errors",
     "UnknownChoiceError": "errors",
+    "Faithfulness": "faithfulness",
+    "FaithfulnessOptions": "faithfulness",
     "DEMO_MODEL_DIR": "models",
     "load_model": "models",
     "ExplainRequest": "request",
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
         TokenizerTooNewError,
         UnknownChoiceError,
     )
+    from .faithfulness import Faithfulness, FaithfulnessOptions
     from .models import DEMO_MODEL_DIR, load_model
     from .request import ExplainRequest
     from .results import (
@@ -99,6 +102,8 @@ __all__ = [
     "EngineOutOfMemoryError",
     "ExplainRequest",
     "FairForgeError",
+    "Faithfulness",
+    "FaithfulnessOptions",
     "Granularity",
     "InvalidRequestError",
     "ItemOutcome",

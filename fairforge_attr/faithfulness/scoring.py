@@ -155,6 +155,18 @@ def score_faithfulness(
     return out  # type: ignore[return-value]
 
 
+def _signed(figures: OrderingFigures | None) -> dict[str, float | None]:
+    """The signed ordering's fields (none when no score is negative: they stay None)."""
+    if figures is None:
+        return {}
+    return {
+        "signed_deletion_auc": figures.deletion_auc,
+        "signed_insertion_auc": figures.insertion_auc,
+        "signed_comprehensiveness": figures.comprehensiveness,
+        "signed_sufficiency": figures.sufficiency,
+    }
+
+
 def _summarise(
     mag: OrderingFigures,
     signed: OrderingFigures | None,
@@ -188,10 +200,7 @@ def _summarise(
         comprehensiveness_top_k=mag.comprehensiveness_top_k,
         sufficiency_top_k=mag.sufficiency_top_k,
         lds=lds_value,
-        signed_deletion_auc=None if signed is None else signed.deletion_auc,
-        signed_insertion_auc=None if signed is None else signed.insertion_auc,
-        signed_comprehensiveness=None if signed is None else signed.comprehensiveness,
-        signed_sufficiency=None if signed is None else signed.sufficiency,
+        **_signed(signed),
         random_deletion_curve=rand.deletion_curve.tolist(),
         random_insertion_curve=rand.insertion_curve.tolist(),
         random_deletion_auc=rand.deletion_auc,
