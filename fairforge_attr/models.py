@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .errors import InvalidRequestError, ModelLoadError, TokenizerTooNewError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DEMO_MODEL_DIR = Path(__file__).parent / "demo_model"
 DEMO_MODEL_NAME = "fairforge-demo"
@@ -67,7 +71,7 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
-def load_tokenizer(source: str):
+def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     try:
@@ -92,7 +96,7 @@ def load_model(
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
-):
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer from a local folder or a hub id.
 
     Args:
@@ -136,6 +140,6 @@ def load_model(
     return model.to(dev).eval(), tokenizer
 
 
-def model_name(model) -> str:
+def model_name(model: torch.nn.Module) -> str:
     name = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "")
     return str(name) or type(model).__name__
