@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint format bench bench-quick demo-model clean
+.PHONY: install install-bench demo test lint format bench bench-quick demo-model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The benchmark's peers (interpreto, inseq) beside captum and shap. --no-deps for the two
+# whose metadata pulls CUDA 11 wheels on Linux; the rest of what they import is the bench
+# extra. torch stays the pinned CPU build (pip check: only the skipped CUDA wheels are missing).
+INTERPRETO := interpreto==0.5.2
+INSEQ      := inseq==0.7.1
+install-bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python -m pip install -q --no-deps $(INTERPRETO) $(INSEQ)
+	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 
 demo: $(STAMP)
 	$(BIN)/ffattr explain "What is the capital of France?" --target "The capital of France is Paris." --method occlusion

@@ -35,8 +35,8 @@ from .perturbation import PerturbationOptions
 from .uncertainty import sandwich_std_error
 
 LASSO_ITERATIONS = 1000
-LASSO_TOLERANCE = 1e-9
-BOOTSTRAP_REPLICATES = 32
+LASSO_TOLERANCE = 1e-7
+BOOTSTRAP_REPLICATES = 24
 
 
 class LimeOptions(PerturbationOptions):
@@ -113,22 +113,26 @@ def weighted_ridge(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: flo
     return torch.linalg.lstsq(gram, rhs, driver="gelsd").solution.T
 
 
-def weighted_lasso(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Coefficients [..., k, d] of min (1/2) sum_i w_i (yc_i - xc_i b)^2 / sum w + lam |b|_1,
-    lam = alpha * lam_max per column of y, by FISTA. x [..., n, d], y [..., n, k], w [..., n]:
-    leading dimensions are independent problems (the bootstrap solves them together)."""
+def weighted_lasso(
+    x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float, start: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Coefficients [k, d] of min (1/2) sum_i w_i (yc_i - xc_i b)^2 / sum w + lam |b|_1,
+    lam = alpha * lam_max per column of y, by FISTA. x [n, d], y [n, k], w [n]; ``start``
+    [k, d] warm-starts it. (Batched small matmuls are far slower than 2-D ones on a CPU, so the
+    bootstrap calls this once per replicate.)"""
     wn = (w / w.sum(-1, keepdim=True)).unsqueeze(-1)  # [..., n, 1]
-    xc = x - (wn * x).sum(-2, keepdim=True)
-    yc = y - (wn * y).sum(-2, keepdim=True)
-    xtw = (xc * wn).transpose(-1, -2)  # [..., d, n]
-    gram, rhs = xtw @ xc, xtw @ yc  # [..., d, d], [..., d, k]
+    xs = (x - (wn * x).sum(-2, keepdim=True)) * wn.sqrt()  # centred, sqrt-weighted rows
+    ys = (y - (wn * y).sum(-2, keepdim=True)) * wn.sqrt()
+    xt = xs.transpose(-1, -2)
+    rhs = xt @ ys  # [..., d, k]
     lam = alpha * rhs.abs().amax(-2, keepdim=True)  # [..., 1, k]
-    step = 1.0 / torch.linalg.eigvalsh(gram)[..., -1:].clamp_min(1e-12).unsqueeze(-1)  # [..., 1, 1]
-    b = torch.zeros_like(rhs)
+    # the gradient's Lipschitz constant: the top eigenvalue of xs' xs, from the smaller side
+    small = xs @ xt if xs.shape[-2] <= xs.shape[-1] else xt @ xs
+    step = 1.0 / torch.linalg.eigvalsh(small)[..., -1:].clamp_min(1e-12).unsqueeze(-1)  # [..., 1, 1]
+    b = torch.zeros_like(rhs) if start is None else start.transpose(-1, -2).clone()
     z, t = b, 1.0
     for _ in range(LASSO_ITERATIONS):
-        grad = gram @ z - rhs
-        u = z - step * grad
+        u = z - step * (xt @ (xs @ z) - rhs)  # rows first: n x d work, never d x d
         b_next = torch.sign(u) * (u.abs() - step * lam).clamp_min(0)
         t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
         z = b_next + ((t - 1) / t_next) * (b_next - b)
@@ -169,7 +173,7 @@ def surrogate_r2(
 # ------------------------------------------------------------ uncertainty
 def lime_std_error(masks: torch.Tensor, values: torch.Tensor, options: LimeOptions) -> torch.Tensor:
     """Standard error of each coefficient [n_units] from the sampling of masks: the sandwich
-    estimator for ridge; for lasso, the spread over 32 bootstrap refits (fixed seed)."""
+    estimator for ridge; for lasso, the spread over 24 bootstrap refits (fixed seed)."""
     y = values.double().sum(1, keepdim=True)
     x = masks.double()
     if options.solver == "lasso":
@@ -177,8 +181,9 @@ def lime_std_error(masks: torch.Tensor, values: torch.Tensor, options: LimeOptio
         pick = torch.randint(
             0, x.shape[0], (BOOTSTRAP_REPLICATES, x.shape[0]), generator=torch.Generator().manual_seed(0)
         )
-        coef = weighted_lasso(x[pick], y[pick], w[pick], options.lasso_alpha)  # [B, 1, d]
-        return coef[:, 0].std(0)
+        fit = weighted_lasso(x, y, w, options.lasso_alpha)
+        coef = [weighted_lasso(x[p], y[p], w[p], options.lasso_alpha, fit)[0] for p in pick]
+        return torch.stack(coef).std(0)
     w = sample_weights(masks, options)
     coef, intercept = lime_surrogate(masks, y, options)
     resid = y[:, 0] - intercept[0] - x @ coef[0]
