@@ -85,7 +85,22 @@ def value_table(model, tokenizer, messages: list[dict], target: str, max_units: 
 def word_item(n_words: int) -> tuple[list[dict], str]:
     """A chat whose contents hold exactly ``n_words`` words (system + user), demo-model style."""
     system = ["Answer", "in", "one", "short", "sentence"]
-    user = ["What", "is", "the", "capital", "city", "of", "France", "and", "of", "Italy", "and", "of", "Spain", "today"]
+    user = [
+        "What",
+        "is",
+        "the",
+        "capital",
+        "city",
+        "of",
+        "France",
+        "and",
+        "of",
+        "Italy",
+        "and",
+        "of",
+        "Spain",
+        "today",
+    ]
     words = (system + user)[:n_words]
     k = min(len(system), max(1, n_words // 3))
     msgs = [
