@@ -97,7 +97,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
     ]
     if result["cases"]:
-        lines += _timing_table(result) + [""]
+        lines += [*_timing_table(result), ""]
         skipped = {
             f"{c['input']}/{c['method']}/{k}": v
             for c in result["cases"]
@@ -126,7 +126,7 @@ def markdown(result: dict[str, Any]) -> str:
             )
         lines.append("")
     if result.get("accuracy"):
-        lines += _accuracy_tables(result["accuracy"]) + [""]
+        lines += [*_accuracy_tables(result["accuracy"]), ""]
     lines.append(END)
     return "\n".join(lines)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import combinations
 
 import torch
 from pydantic import Field
@@ -99,9 +98,8 @@ def _distinct_subsets(pool: int, size: int, k: int, generator: torch.Generator) 
     """k distinct subsets of ``size`` out of ``pool`` items, uniformly without replacement."""
     total = math.comb(pool, size)
     if total <= max(4 * k, 4096):  # few enough to list: a random choice of k of them
-        every = torch.zeros(total, pool, dtype=torch.bool)
-        for row, members in enumerate(combinations(range(pool), size)):
-            every[row, list(members)] = True
+        members = torch.combinations(torch.arange(pool), r=size).reshape(total, size)
+        every = torch.zeros(total, pool, dtype=torch.bool).scatter_(1, members, True)
         return every[torch.randperm(total, generator=generator)[:k]]
     found = torch.zeros(0, pool, dtype=torch.bool)
     while found.shape[0] < k:
