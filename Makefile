@@ -45,14 +45,18 @@ format: $(STAMP)
 demo-model: $(STAMP)
 	$(BIN)/python scripts/train_demo_model.py
 
-# The benchmark against captum and the roofline (benchmarks/RESULTS.md). The full run takes
-# 2-3 hours on a 2-core CPU; bench-quick only checks that every part runs (< 1 min).
+# The benchmark against captum and the roofline, then beside interpreto/captum/inseq with the
+# estimators' accuracy (benchmarks/RESULTS.md). The full runs take hours on a 2-core CPU
+# (make install-bench first for the peers; without them they are skipped and say so);
+# bench-quick only checks that every part runs (< 1 min).
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.compare
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick --json /tmp/ffattr_bench_quick.json --md /tmp/ffattr_bench_quick.md
+	$(BIN)/python -m benchmarks.compare --quick --json /tmp/ffattr_compare_quick.json --md /tmp/ffattr_bench_quick.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
