@@ -27,7 +27,7 @@ from fairforge_attr.methods.kernel_shap import KernelShapOptions, kernel_shap_ma
 from fairforge_attr.methods.lime import LimeOptions, lime_masks, lime_surrogate, surrogate_r2
 from fairforge_attr.methods.sobol import SobolOptions, sobol_masks, sobol_scores
 
-from .exact import ValueTable, value_table, word_item
+from .exact import ValueTable, captum_lime, value_table, word_item
 from .peers import missing
 
 FULL = {"units": [10, 12, 14], "budgets": [32, 64, 128, 256, 512], "seeds": 8, "sobol": [32, 64, 128]}
@@ -105,8 +105,6 @@ def sobol_rows(vt: ValueTable, sizes: list[int], seeds: int) -> list[dict[str, A
 
 
 def lime_rows(vt: ValueTable, budgets: list[int], seeds: int) -> list[dict[str, Any]]:
-    import captum.attr as ca
-
     d = vt.d
     fresh = torch.rand(2000, d, generator=torch.Generator().manual_seed(99)) < 0.5
     y_fresh = vt(fresh)
@@ -121,23 +119,17 @@ def lime_rows(vt: ValueTable, budgets: list[int], seeds: int) -> list[dict[str, 
                 masks = lime_masks(d, n, torch.Generator().manual_seed(seed), opts.sampler)
                 coef, intercept = lime_surrogate(masks, vt(masks), opts)
                 r2[key].append(surrogate_r2(coef, intercept, fresh, y_fresh))
-            torch.manual_seed(seed)
-            fn = vt.numpy_fn()
-            lime = ca.Lime(lambda x, fn=fn: torch.from_numpy(fn(x.numpy())))
-            attr = lime.attribute(
-                torch.ones(1, d, dtype=torch.float64),
-                baselines=torch.zeros(1, d, dtype=torch.float64),
-                n_samples=n,
-                return_input_shape=False,
-            )
-            bias = torch.tensor([float(lime.interpretable_model.bias())])
-            r2["captum"].append(surrogate_r2(attr[0].double(), bias, fresh, y_fresh))
+            r2["captum"].append(surrogate_r2(*captum_lime(vt, d, n, seed), fresh, y_fresh))
         rows.append({"units": d, "budget": n, **{k: statistics.fmean(v) for k, v in r2.items()}})
     return rows
 
 
-def run_accuracy(model, tokenizer, quick: bool) -> dict[str, Any]:
-    cfg = QUICK if quick else FULL
+def run_accuracy(
+    model, tokenizer, quick: bool, units: list[int] | None = None, seeds: int | None = None
+) -> dict[str, Any]:
+    cfg = {**(QUICK if quick else FULL)}
+    cfg["units"] = units or cfg["units"]
+    cfg["seeds"] = seeds or cfg["seeds"]
     out: dict[str, Any] = {"config": cfg, "kernel_shap": [], "sobol": [], "lime": [], "tables": []}
     for d in cfg["units"]:
         t0 = time.perf_counter()

@@ -218,13 +218,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-accuracy", action="store_true", help="skip the estimator-accuracy runs")
     p.add_argument("--only-accuracy", action="store_true", help="only the estimator-accuracy runs")
+    p.add_argument(
+        "--case", nargs=2, action="append", metavar=("MODEL", "INPUT"), help="instead of the preset's cases"
+    )
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--units", type=int, nargs="+", default=None, help="accuracy: units of the value tables")
+    p.add_argument("--seeds", type=int, default=None, help="accuracy: seeds per estimator")
     p.add_argument("--json", type=Path, default=HERE / "results_peers_cpu.json")
     p.add_argument("--md", type=Path, default=HERE / "RESULTS.md")
     args = p.parse_args(argv)
-    cfg = QUICK if args.quick else FULL
+    cfg = json.loads(json.dumps(QUICK if args.quick else FULL))
+    if args.case:
+        cfg["cases"] = [[m, i, list(PERTURBATION + GRADIENT)] for m, i in args.case]
+        cfg["sweep"]["model"], cfg["sweep"]["input"] = args.case[-1]
+    if args.repeats:
+        cfg["repeats"] = args.repeats
     if args.threads:
         torch.set_num_threads(args.threads)
     result: dict[str, Any] = {"meta": _meta(args, cfg), "cases": [], "sweep": [], "accuracy": None}
+    if (args.only_accuracy or args.no_accuracy) and args.json.exists():  # keep the other half
+        before = json.loads(args.json.read_text())
+        keep = ("cases", "sweep") if args.only_accuracy else ("accuracy",)
+        result.update({k: before.get(k) for k in keep})
+        result["meta"]["kept_from_earlier_run"] = {k: before["meta"]["date"] for k in keep}
     models: dict[str, tuple] = {}
 
     def model(name: str):
@@ -250,7 +266,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.no_accuracy:
         from .accuracy import run_accuracy
 
-        result["accuracy"] = run_accuracy(*model(cfg["accuracy_model"]), quick=args.quick)
+        result["accuracy"] = run_accuracy(
+            *model(cfg["accuracy_model"]), quick=args.quick, units=args.units, seeds=args.seeds
+        )
     result["meta"]["load_after"] = _load()
     args.json.write_text(json.dumps(result, indent=1, default=str))
     md = markdown(result)

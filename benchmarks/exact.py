@@ -108,3 +108,19 @@ def word_item(n_words: int) -> tuple[list[dict], str]:
         {"role": "user", "content": " ".join(words[k:])},
     ]
     return msgs, "The capital of France is Paris."
+
+
+def captum_lime(value, d: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """captum's Lime (its defaults: keep-half masks, lasso) on a value function of bool masks
+    [n, d] -> [n, 1]: (coefficients [d], intercept [1])."""
+    import captum.attr as ca
+
+    torch.manual_seed(seed)  # captum draws from the global generator
+    lime = ca.Lime(lambda x: value(x > 0.5)[:, 0])
+    attr = lime.attribute(
+        torch.ones(1, d, dtype=torch.float64),
+        baselines=torch.zeros(1, d, dtype=torch.float64),
+        n_samples=n,
+        return_input_shape=False,
+    )
+    return attr[0].double(), torch.tensor([float(lime.interpretable_model.bias())])

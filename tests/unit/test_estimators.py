@@ -3,12 +3,11 @@ surrogate (point 4), and the standard errors of the sampled methods."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 
+from benchmarks.exact import ValueTable, all_masks, captum_lime
 from fairforge_attr.methods.kernel_shap import (
     KernelShapOptions,
     kernel_shap_design,
@@ -26,10 +25,6 @@ from fairforge_attr.methods.lime import (
 from fairforge_attr.methods.sobol import SobolOptions, sobol_masks, sobol_scores, sobol_std_error
 
 
-def all_masks(d: int) -> torch.Tensor:
-    return ((torch.arange(2**d)[:, None] >> torch.arange(d)) & 1).bool()
-
-
 def make_game(d: int, seed: int):
     """Main effects, pairwise interactions and a saturating term: far from additive."""
     g = torch.Generator().manual_seed(seed)
@@ -43,28 +38,17 @@ def make_game(d: int, seed: int):
     return value
 
 
-def table_of(value, d: int) -> torch.Tensor:
-    return value(all_masks(d))[:, 0]  # indexed by mask code
+def table_of(value, d: int) -> ValueTable:
+    """Every mask's value, by enumeration (the benchmark's exact reference)."""
+    return ValueTable(value(all_masks(d))[:, 0], d)
 
 
-def exact_shapley(table: torch.Tensor, d: int) -> torch.Tensor:
-    codes = torch.arange(2**d)
-    size = torch.tensor([bin(c).count("1") for c in range(2**d)])
-    w = torch.tensor(
-        [math.factorial(s) * math.factorial(d - s - 1) / math.factorial(d) for s in range(d)],
-        dtype=torch.float64,
-    )
-    out = torch.zeros(d, dtype=torch.float64)
-    for i in range(d):
-        without = codes[(codes >> i) & 1 == 0]
-        out[i] = (w[size[without]] * (table[without | (1 << i)] - table[without])).sum()
-    return out
+def exact_shapley(table: ValueTable, d: int) -> torch.Tensor:
+    return table.shapley()
 
 
-def exact_total_sobol(table: torch.Tensor, d: int) -> torch.Tensor:
-    codes = torch.arange(2**d)
-    var = table.var(unbiased=False)
-    return torch.stack([((table - table[codes ^ (1 << i)]) ** 2).mean() / 4 / var for i in range(d)])
+def exact_total_sobol(table: ValueTable, d: int) -> torch.Tensor:
+    return table.total_sobol()
 
 
 def rel_error(est, exact) -> float:
@@ -117,10 +101,7 @@ def test_kernel_shap_no_worse_than_shap_kernel_explainer():
         value = make_game(d, d)
         table = table_of(value, d)
         exact = exact_shapley(table, d).numpy()
-        weights = 1 << np.arange(d)
-
-        def shap_fn(x, table=table, weights=weights):
-            return table.numpy()[(np.rint(x).astype(np.int64) * weights).sum(1)]
+        shap_fn = table.numpy_fn()
 
         for n in budgets:
             for seed in seeds:
@@ -206,7 +187,6 @@ def test_keep_half_masks_are_column_balanced_and_seeded():
 def test_lime_r2_on_fresh_masks_at_least_captum_lime():
     """Both fit the same budget of the same value function; R^2 of each surrogate's prediction
     of f on fresh keep-half masks, mean over seeds."""
-    ca = pytest.importorskip("captum.attr")
     d = 12
     value = make_game(d, 5)
     fresh = torch.rand(4000, d, generator=torch.Generator().manual_seed(99)) < 0.5
@@ -217,16 +197,7 @@ def test_lime_r2_on_fresh_masks_at_least_captum_lime():
             masks = lime_masks(d, n, torch.Generator().manual_seed(seed), opts.sampler)
             coef, intercept = lime_surrogate(masks, value(masks), opts)
             ours.append(surrogate_r2(coef, intercept, fresh, value(fresh)))
-            torch.manual_seed(seed)
-            lime = ca.Lime(lambda x: value(x > 0.5)[:, 0])
-            attr = lime.attribute(
-                torch.ones(1, d, dtype=torch.float64),
-                baselines=torch.zeros(1, d, dtype=torch.float64),
-                n_samples=n,
-                return_input_shape=False,
-            )
-            bias = torch.tensor([float(lime.interpretable_model.bias())])
-            theirs.append(surrogate_r2(attr[0].double(), bias, fresh, value(fresh)))
+            theirs.append(surrogate_r2(*captum_lime(value, d, n, seed), fresh, value(fresh)))
         assert np.mean(ours) >= np.mean(theirs) - 0.01, (n, np.mean(ours), np.mean(theirs))
 
 
