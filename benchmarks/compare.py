@@ -98,7 +98,10 @@ def implementations(subject: Subject, input_name: str, method: str, options: dic
     elif why is not None:
         skipped["inseq"] = why
     elif input_name not in cfg["inseq_inputs"] or method not in cfg["inseq_methods"]:
-        skipped["inseq"] = "not run on this input: one pass per target token and variant (hours)"
+        skipped["inseq"] = (
+            "not run here: inseq runs one pass per target token and variant, so this run gives it "
+            f"only {', '.join(cfg['inseq_methods']) or 'nothing'} on {', '.join(cfg['inseq_inputs']) or 'no input'}"
+        )
     else:
         impls["inseq"] = peers.inseq(subject, method, options)
     return impls, skipped
