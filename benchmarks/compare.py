@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--case", nargs=2, action="append", metavar=("MODEL", "INPUT"), help="instead of the preset's cases"
     )
     p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--methods", nargs="+", default=None, help="with --case: these methods only")
+    p.add_argument("--no-inseq", action="store_true", help="leave inseq out (hours on a loaded CPU)")
     p.add_argument("--units", type=int, nargs="+", default=None, help="accuracy: units of the value tables")
     p.add_argument("--seeds", type=int, default=None, help="accuracy: seeds per estimator")
     p.add_argument("--json", type=Path, default=HERE / "results_peers_cpu.json")
@@ -232,10 +234,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     cfg = json.loads(json.dumps(QUICK if args.quick else FULL))
     if args.case:
-        cfg["cases"] = [[m, i, list(PERTURBATION + GRADIENT)] for m, i in args.case]
+        cfg["cases"] = [[m, i, args.methods or list(PERTURBATION + GRADIENT)] for m, i in args.case]
         cfg["sweep"]["model"], cfg["sweep"]["input"] = args.case[-1]
     if args.repeats:
         cfg["repeats"] = args.repeats
+    if args.no_inseq:
+        cfg["inseq_methods"] = []
     if args.threads:
         torch.set_num_threads(args.threads)
     result: dict[str, Any] = {"meta": _meta(args, cfg), "cases": [], "sweep": [], "accuracy": None}
