@@ -168,7 +168,9 @@ def kernel_shap_weights(masks: torch.Tensor, n_samples: int) -> tuple[torch.Tens
     return weights, stratum_id
 
 
-def _reduced_problem(masks: torch.Tensor, values: torch.Tensor):
+def _reduced_problem(
+    masks: torch.Tensor, values: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eliminate the last unit with sum(phi) = f(x) - f(empty): returns (x_adj, y_adj, delta)."""
     z = masks[2:].double()
     v_full, v_empty = values[0], values[1]

@@ -94,7 +94,9 @@ def sample_weights(masks: torch.Tensor, options: LimeOptions) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------- solvers
-def _centre(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor):
+def _centre(
+    x: torch.Tensor, y: torch.Tensor, w: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     mean_w = w / w.sum()
     x_mean, y_mean = (mean_w[:, None] * x).sum(0), (mean_w[:, None] * y).sum(0)
     return x - x_mean, y - y_mean, x_mean, y_mean
