@@ -59,7 +59,8 @@ def refuse_existing_output(
 
 
 class BatchJob:
-    """Attribute every line of a JSONL file into ``output`` (.parquet, .jsonl or .json).
+    """Attribute every line of a JSONL file into ``output`` (.parquet, .jsonl or .json, or a
+    folder of Parquet parts when the name ends with ``/``).
 
     The settings are one Plan: give ``plan`` (e.g. one built by ``explainer.plan(...)``), or
     ``method``, ``granularity``, ``seed``, ``per_target_token``, ``faithfulness`` and
@@ -85,7 +86,7 @@ class BatchJob:
         fail_fast: bool = False,
         faithfulness: bool | dict[str, Any] = False,
     ) -> None:
-        output_format(output)  # a name without a format fails before any work
+        self.format = output_format(output)  # a name without a format fails before any work
         if plan is None:
             plan = explainer.plan(
                 method,
@@ -96,6 +97,7 @@ class BatchJob:
                 **(options or {}),
             )
         self.explainer = explainer
+        self.model_name = explainer.model_name
         self.plan = plan
         self.output = Path(output)
         self.store = PartialStore(self.output)
@@ -128,8 +130,8 @@ class BatchJob:
         if earlier is None:
             return
         changed = []
-        if earlier.get("model") != self.explainer.model_name:
-            changed.append(f"model {earlier.get('model')} -> {self.explainer.model_name}")
+        if earlier.get("model") != self.model_name:
+            changed.append(f"model {earlier.get('model')} -> {self.model_name}")
         try:
             recorded = Plan.recorded(
                 method=earlier["method"],
@@ -182,7 +184,7 @@ class BatchJob:
                 errors += row["status"] != OK
                 yield row
 
-        n_items = write_rows(self.output, counted(self.store.merged()), layout)
+        n_items = write_rows(self.output, counted(self.store.merged()), layout, fmt=self.format)
         self.store.remove()
         return n_items, errors
 

@@ -75,7 +75,14 @@ def cli_command(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_explainer(model: str | None, *, device: str | None, dtype: str | None, max_length: int | None):
+def load_explainer(
+    model: str | None,
+    *,
+    device: str | None,
+    dtype: str | None,
+    max_length: int | None,
+    device_map: str | dict[str, Any] | None = None,
+):
     """The library's explainer, without transformers' weight-loading progress bar (noise on a
     command line that loads a local model in a second)."""
     from transformers.utils import logging as hf_logging
@@ -83,7 +90,9 @@ def load_explainer(model: str | None, *, device: str | None, dtype: str | None, 
     from ..api import AttributionExplainer
 
     hf_logging.disable_progress_bar()
-    return AttributionExplainer(model, device=device, dtype=dtype, max_length=max_length)
+    return AttributionExplainer(
+        model, device=device, dtype=dtype, max_length=max_length, device_map=device_map
+    )
 
 
 def method_options(
