@@ -49,7 +49,20 @@ def big_input(tmp_path_factory):
 @pytest.fixture()
 def batch(cli, qwen_dir):
     def go(src, out, *args):
-        return cli("batch", src, out, "--model", qwen_dir, "--method", "lime", "--n-samples", "16", "--seed", "3", *args)
+        return cli(
+            "batch",
+            src,
+            out,
+            "--model",
+            qwen_dir,
+            "--method",
+            "lime",
+            "--n-samples",
+            "16",
+            "--seed",
+            "3",
+            *args,
+        )
 
     return go
 
@@ -62,7 +75,19 @@ def local_rows(big_input, qwen_dir, tmp_path_factory):
     from fairforge_attr.cli import app
 
     out = tmp_path_factory.mktemp("ray-local") / "local.parquet"
-    args = ["batch", big_input, out, "--model", qwen_dir, "--method", "lime", "--n-samples", "16", "--seed", "3"]
+    args = [
+        "batch",
+        big_input,
+        out,
+        "--model",
+        qwen_dir,
+        "--method",
+        "lime",
+        "--n-samples",
+        "16",
+        "--seed",
+        "3",
+    ]
     res = CliRunner().invoke(app, [str(a) for a in args])
     assert res.exit_code == 1, res.stderr  # the bad lines
     return pq.read_table(out).to_pylist()
@@ -97,7 +122,11 @@ def test_small_tasks_and_a_folder_of_parts(batch, big_input, local_rows, tmp_pat
     out = tmp_path / "parts"
     res = batch(big_input, f"{out}/", *RAY, "--rows-per-task", "3", "--allow-errors")
     assert res.exit_code == 0, res.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
     assert [pq.read_metadata(p).num_rows for p in sorted(out.iterdir())] == [20, 20, 10]
     rows = list(open_results(out).rows())
     # other groups pack other passes: the same scores to float32 rounding
@@ -224,5 +253,7 @@ def test_the_package_and_the_cli_never_import_ray():
         "import fairforge_attr.batch, fairforge_attr.cli.batch\n"
         "assert 'ray' not in sys.modules, 'ray was imported'\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
