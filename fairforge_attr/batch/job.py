@@ -26,7 +26,7 @@ from ..io.schema import OK
 from ..io.writers import JsonlAppender
 from ..plan import Plan
 from ..types import AttributionMethod, Granularity
-from .rows import attribute_rows
+from .rows import attribute_rows, recorded_plan
 
 if TYPE_CHECKING:
     from ..api import AttributionExplainer
@@ -133,14 +133,7 @@ class BatchJob:
         if earlier.get("model") != self.model_name:
             changed.append(f"model {earlier.get('model')} -> {self.model_name}")
         try:
-            recorded = Plan.recorded(
-                method=earlier["method"],
-                granularity=earlier["granularity"],
-                params=earlier.get("params"),
-                seed=earlier.get("seed"),
-                per_target_token=earlier.get("per_target_token") is not None,
-                faithfulness=earlier.get("faithfulness"),
-            )
+            recorded = recorded_plan(earlier)
         except FairForgeError as exc:
             changed.append(f"the stored rows' settings are not valid now: {exc}")
         else:
@@ -191,14 +184,17 @@ class BatchJob:
     def _loop(self, input_file: Path, shard: Shard, limit: int | None) -> None:
         sent: deque[BatchItem] = deque()  # items handed to attribute_rows, row not yet back
         for row in attribute_rows(self.explainer, self.plan, self._items(input_file, shard, limit, sent)):
-            item = sent.popleft()
-            if row["status"] == OK:
-                self.store.append(row)
-                self.on_progress("ok")
-                continue
-            self._failed(item, row)
-            if self.stopped:
+            if not self._take(sent.popleft(), row):
                 return
+
+    def _take(self, item: BatchItem, row: dict[str, Any]) -> bool:
+        """Keep the row of a finished item; False when the job stops here (fail_fast)."""
+        if row["status"] == OK:
+            self.store.append(row)
+            self.on_progress("ok")
+            return True
+        self._failed(item, row)
+        return not self.stopped
 
     def _items(
         self, input_file: Path, shard: Shard, limit: int | None, sent: deque[BatchItem]

@@ -23,6 +23,7 @@ from ..io.jsonl import iter_jsonl, parse_batch_item
 from ..io.readers import ResultFile
 from ..io.schema import OK
 from ..plan import Plan
+from .rows import recorded_plan
 
 
 @dataclass
@@ -140,13 +141,7 @@ def _plan_of(part: _Part) -> tuple[str, Plan] | None:
     if row is None:
         return None
     try:
-        plan = Plan.recorded(
-            method=row["method"],
-            granularity=row["granularity"],
-            params=row.get("params"),
-            seed=row.get("seed"),
-            per_target_token=row.get("per_target_token") is not None,
-        )
+        plan = recorded_plan(row)
     except FairForgeError as exc:
         raise InvalidRequestError(f"{part.path}: its settings are not valid now: {exc}") from exc
     return str(row.get("model")), plan

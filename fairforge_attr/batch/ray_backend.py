@@ -40,8 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ..api import PACK_ITEMS
 from ..errors import InvalidRequestError
 from ..io.jsonl import BatchItem
-from ..io.schema import OK
-from ..plan import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED, Plan, build_plan
+from ..plan import DEFAULT_SEED, Plan, build_plan
 from ..types import AttributionMethod, Granularity
 from .job import BatchJob, Shard
 from .rows import attribute_rows, failure_row
@@ -109,23 +108,33 @@ class RayOptions:
     verbose: bool = False  # Ray's own progress bars and logs
 
     def workers_for(self, resources: dict[str, float]) -> int:
-        """The pool size: ``num_workers``, else what the cluster's resources hold."""
-        if self.num_workers is not None:
-            return self.num_workers
-        if self.gpus_per_worker > 0:
-            fit = int(resources.get("GPU", 0) // self.gpus_per_worker)
-            what = f"{self.gpus_per_worker:g} GPU(s) per worker, the cluster has {resources.get('GPU', 0):g}"
-        else:
-            fit = int(resources.get("CPU", 0) // self.cpus_per_worker)
-            what = f"{self.cpus_per_worker:g} CPU(s) per worker, the cluster has {resources.get('CPU', 0):g}"
-        if fit < 1:
-            raise InvalidRequestError(f"no worker fits: {what}; lower --gpus-per-worker / --cpus-per-worker")
-        return fit
+        """The pool size: ``num_workers``, else what the cluster's resources hold. On a Ray this
+        job starts itself (no ``address``), a pool that cannot fit is refused: Ray would wait
+        for resources that never come. A cluster may autoscale, so there it is Ray's call."""
+        kind, per_worker = (
+            ("GPU", self.gpus_per_worker) if self.gpus_per_worker > 0 else ("CPU", self.cpus_per_worker)
+        )
+        have = resources.get(kind, 0.0)
+        fit = int(have // per_worker)
+        flag = "--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker"
+        if self.num_workers is None and fit < 1:
+            raise InvalidRequestError(
+                f"no worker fits: {per_worker:g} {kind} per worker, Ray has {have:g}; lower {flag}"
+            )
+        if self.num_workers is None:
+            return fit
+        if self.address is None and self.num_workers > fit:
+            raise InvalidRequestError(
+                f"--num-workers {self.num_workers} x {per_worker:g} {kind} each needs "
+                f"{self.num_workers * per_worker:g} {kind}s; this machine has {have:g}: lower --num-workers or {flag}"
+            )
+        return self.num_workers
 
 
 class DriverModel:
     """The model as the driver sees it: its name (recorded in every row, compared on
-    ``--resume``) and its tokenizer (to build the Plan); the weights stay with the workers."""
+    ``--resume``), its tokenizer and vocabulary size (to build the Plan); the weights stay
+    with the workers."""
 
     def __init__(self, worker: WorkerModel) -> None:
         from transformers import AutoConfig
@@ -137,28 +146,6 @@ class DriverModel:
         self.tokenizer = load_tokenizer(source)
         config = AutoConfig.from_pretrained(source).get_text_config()
         self.vocab_size = int(getattr(config, "vocab_size", None) or len(self.tokenizer))
-
-    def plan(
-        self,
-        method: AttributionMethod | str | None = None,
-        granularity: Granularity | str | None = None,
-        *,
-        seed: int = DEFAULT_SEED,
-        per_target_token: bool = False,
-        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-        **options: Any,
-    ) -> Plan:
-        """As ``AttributionExplainer.plan`` (same defaults), from the tokenizer alone."""
-        return build_plan(
-            self.tokenizer,
-            self.vocab_size,
-            method=AttributionMethod.LIME if method is None else method,
-            granularity=Granularity.WORD if granularity is None else granularity,
-            seed=seed,
-            per_target_token=per_target_token,
-            max_new_tokens=max_new_tokens,
-            options=options,
-        )
 
 
 class RowMaker:
@@ -200,7 +187,8 @@ class RayBatchJob(BatchJob):
         worker: how each actor loads the model.
         output: as for BatchJob.
         ray: where and how wide to run.
-        method, granularity, seed, per_target_token, options, plan, fail_fast: as for BatchJob.
+        method, granularity, seed, per_target_token, options, plan, fail_fast, faithfulness:
+            as for BatchJob.
     """
 
     def __init__(
@@ -216,18 +204,22 @@ class RayBatchJob(BatchJob):
         options: dict[str, Any] | None = None,
         plan: Plan | None = None,
         fail_fast: bool = False,
+        faithfulness: bool | dict[str, Any] = False,
     ) -> None:
-        super().__init__(
-            DriverModel(worker),  # type: ignore[arg-type]  (the name and the Plan: all a driver needs)
-            output,
-            method=method,
-            granularity=granularity,
-            seed=seed,
-            per_target_token=per_target_token,
-            options=options,
-            plan=plan,
-            fail_fast=fail_fast,
-        )
+        driver = DriverModel(worker)
+        if plan is None:  # the explainer's defaults, from the tokenizer alone
+            plan = build_plan(
+                driver.tokenizer,
+                driver.vocab_size,
+                method=method or AttributionMethod.LIME,
+                granularity=granularity or Granularity.WORD,
+                seed=seed,
+                per_target_token=per_target_token,
+                faithfulness=faithfulness,
+                options=options,
+            )
+        # the driver stands in for the explainer: its model_name is all the job asks of it
+        super().__init__(driver, output, plan=plan, fail_fast=fail_fast)  # type: ignore[arg-type]
         self.worker = worker
         self.ray = ray or RayOptions()
         self.on_status: Callable[[str], None] = lambda message: None
@@ -259,12 +251,7 @@ class RayBatchJob(BatchJob):
                 item = pending.pop(row["line"], None)
                 if item is None:  # a retried block sent this item again: it is stored already
                     continue
-                if row["status"] == OK:
-                    self.store.append(row)
-                    self.on_progress("ok")
-                    continue
-                self._failed(item, row)
-                if self.stopped:
+                if not self._take(item, row):
                     return
 
 

@@ -46,23 +46,13 @@ def big_input(tmp_path_factory):
     return src
 
 
+METHOD = ["--method", "lime", "--n-samples", "16", "--seed", "3"]
+
+
 @pytest.fixture()
 def batch(cli, qwen_dir):
     def go(src, out, *args):
-        return cli(
-            "batch",
-            src,
-            out,
-            "--model",
-            qwen_dir,
-            "--method",
-            "lime",
-            "--n-samples",
-            "16",
-            "--seed",
-            "3",
-            *args,
-        )
+        return cli("batch", src, out, "--model", qwen_dir, *METHOD, *args)
 
     return go
 
@@ -75,19 +65,7 @@ def local_rows(big_input, qwen_dir, tmp_path_factory):
     from fairforge_attr.cli import app
 
     out = tmp_path_factory.mktemp("ray-local") / "local.parquet"
-    args = [
-        "batch",
-        big_input,
-        out,
-        "--model",
-        qwen_dir,
-        "--method",
-        "lime",
-        "--n-samples",
-        "16",
-        "--seed",
-        "3",
-    ]
+    args = ["batch", big_input, out, "--model", qwen_dir, *METHOD]
     res = CliRunner().invoke(app, [str(a) for a in args])
     assert res.exit_code == 1, res.stderr  # the bad lines
     return pq.read_table(out).to_pylist()
@@ -202,7 +180,7 @@ def test_sigterm_keeps_every_row_that_came_back_then_resume_computes_the_rest(
 ):
     out = tmp_path / "out.parquet"
     store = PartialStore(out)
-    args = ["--model", qwen_dir, "--method", "lime", "--n-samples", "16", "--seed", "3"]
+    args = ["--model", qwen_dir, *METHOD]
     proc = subprocess.Popen(
         [*ffattr_command(), "batch", big_input, out, *args, *RAY, "--rows-per-task", "2"],
         stderr=subprocess.PIPE, text=True, env=_env(),
