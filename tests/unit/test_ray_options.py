@@ -16,7 +16,7 @@ def test_the_default_pool_fills_the_resources():
 
 
 def test_a_pool_that_cannot_fit_a_local_ray_is_refused():
-    with pytest.raises(InvalidRequestError, match="no worker fits.*GPU"):
+    with pytest.raises(InvalidRequestError, match=r"no worker fits.*GPU"):
         RayOptions(gpus_per_worker=1).workers_for({"CPU": 2.0})
     with pytest.raises(
         InvalidRequestError, match="--num-workers 4 x 1 CPU each needs 4 CPUs; this machine has 2"
