@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from click.core import ParameterSource
 
 from . import options as o
 
@@ -111,7 +110,9 @@ def check_backend_flags(ctx: typer.Context, backend: Backend) -> None:
     (exit 2 and how to install it, before any model loads)."""
     if backend is Backend.local:
         for name in RAY_FLAGS:
-            if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            source = ctx.get_parameter_source(name)
+            # by name: typer's Context may report its own copy of click's ParameterSource enum
+            if source is not None and source.name == "COMMANDLINE":
                 flag = "--" + name.replace("_", "-")
                 raise typer.BadParameter("applies to --backend ray only", param_hint=flag)
         return
