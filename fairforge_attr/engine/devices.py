@@ -31,6 +31,8 @@ def input_device(model: Any) -> torch.device:
     """The device the model's input ids (or embeddings) must be on: that of its input
     embeddings, or, under accelerate's hooks, the device that module executes on (its weight
     may sit on the meta device when offloaded)."""
+    if not hasattr(model, "get_input_embeddings"):  # not a transformers model: its first weight
+        return next(model.parameters()).device
     embeddings = model.get_input_embeddings()
     execution = getattr(getattr(embeddings, "_hf_hook", None), "execution_device", None)
     if execution is not None:
