@@ -41,6 +41,7 @@ _EXPORTS = {
     "FaithfulnessOptions": "faithfulness",
     "DEMO_MODEL_DIR": "models",
     "load_model": "models",
+    "Plan": "plan",
     "ExplainRequest": "request",
     "Attribution": "results",
     "AttributionResult": "results",
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
     )
     from .faithfulness import Faithfulness, FaithfulnessOptions
     from .models import DEMO_MODEL_DIR, load_model
+    from .plan import Plan
     from .request import ExplainRequest
     from .results import (
         Attribution,
@@ -111,6 +113,7 @@ __all__ = [
     "ModelLoadError",
     "NumericalError",
     "PerTargetToken",
+    "Plan",
     "PromptEncodingError",
     "PromptTooLongError",
     "ResultMetadata",

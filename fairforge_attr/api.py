@@ -7,10 +7,11 @@ returns finished results: api -> scorer -> results, never back.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .engine import Engine
 from .errors import FairForgeError, InvalidRequestError
@@ -20,8 +21,11 @@ from .plan import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED, Plan, build_plan
 from .prompt import encode, tokenize_prompt_ids
 from .request import ExplainRequest, coerce_request, make_request
 from .results import AttributionResult, BatchAttributionResult
-from .scorer import ScoredItem, score_group
+from .scorer import EncodedItem, score_group
 from .types import AttributionMethod, Granularity
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 PACK_ITEMS = 32  # items whose variants (perturbation) or points (gradient) may share passes
 
@@ -57,8 +61,8 @@ class AttributionExplainer:
 
     def __init__(
         self,
-        model: Any = None,
-        tokenizer: Any = None,
+        model: PreTrainedModel | str | os.PathLike[str] | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
         default_method: AttributionMethod | str = AttributionMethod.LIME,
         default_granularity: Granularity | str = Granularity.WORD,
         verbose: bool = False,
@@ -264,7 +268,7 @@ class AttributionExplainer:
     ) -> Iterator[ItemOutcome]:
         start = time.perf_counter()
         outcomes: dict[int, ItemOutcome] = {}
-        ready: list[tuple[int, ScoredItem]] = []
+        ready: list[tuple[int, EncodedItem]] = []
         for index, req in group:
             if isinstance(req, FairForgeError):
                 outcomes[index] = ItemOutcome(index, error=req)
@@ -286,7 +290,7 @@ class AttributionExplainer:
         for index, _ in group:
             yield outcomes[index]
 
-    def _encode(self, plan: Plan, req: ExplainRequest) -> ScoredItem:
+    def _encode(self, plan: Plan, req: ExplainRequest) -> EncodedItem:
         target, generated = req.target, False
         if target is None:
             target, generated = self._generate(req, plan.max_new_tokens), True
@@ -298,7 +302,7 @@ class AttributionExplainer:
             prompt=req.prompt,
             max_length=self.max_length,
         )
-        return ScoredItem(encoded, target_generated=generated)
+        return EncodedItem(encoded, target_generated=generated)
 
     def _log(self, result: AttributionResult) -> None:
         if not self.verbose:
@@ -327,8 +331,8 @@ class AttributionExplainer:
 
 
 def compute_attributions(
-    model: Any,
-    tokenizer: Any,
+    model: PreTrainedModel | str | os.PathLike[str] | None,
+    tokenizer: PreTrainedTokenizerBase | None,
     messages: Sequence[dict[str, str]] | None = None,
     target: str | None = None,
     method: AttributionMethod | str = AttributionMethod.LIME,

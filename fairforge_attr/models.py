@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .errors import InvalidRequestError, ModelLoadError, TokenizerTooNewError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DEMO_MODEL_DIR = Path(__file__).parent / "demo_model"
 DEMO_MODEL_NAME = "fairforge-demo"
@@ -70,7 +73,7 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
-def load_tokenizer(source: str):
+def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     try:
@@ -119,7 +122,7 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     device_map: str | dict[str, Any] | None = None,
-):
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer from a local folder or a hub id.
 
     Args:
@@ -179,6 +182,6 @@ def _check_device_map(device_map: str | dict[str, Any]) -> str | dict[str, Any]:
     return device_map
 
 
-def model_name(model) -> str:
+def model_name(model: torch.nn.Module) -> str:
     name = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "")
     return str(name) or type(model).__name__

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,6 +24,9 @@ from .errors import InvalidRequestError
 from .faithfulness.types import FaithfulnessOptions
 from .methods.registry import MethodSpec, get_method
 from .types import AttributionMethod, Granularity
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 DEFAULT_SEED = 0
 DEFAULT_MAX_NEW_TOKENS = 64
@@ -156,7 +159,7 @@ def resolve_faithfulness(
 
 
 def build_plan(
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     vocab_size: int,
     *,
     method: AttributionMethod | str,

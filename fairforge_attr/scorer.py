@@ -22,8 +22,8 @@ from .results import AttributionResult, build_result
 
 
 @dataclass(frozen=True)
-class ScoredItem:
-    """One encoded item to score, and whether its target was generated."""
+class EncodedItem:
+    """One encoded item to score, and whether its target was generated (not given)."""
 
     encoded: EncodedInput
     target_generated: bool = False
@@ -57,7 +57,7 @@ def score_items(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> li
 
 
 def score_group(
-    engine: Engine, plan: Plan, items: Sequence[ScoredItem], *, model: str, started: float | None = None
+    engine: Engine, plan: Plan, items: Sequence[EncodedItem], *, model: str, started: float | None = None
 ) -> list[AttributionResult | FairForgeError]:
     """One result, or the error that stopped it, per item. The items share passes; when that
     fails, each is scored alone, so one bad item never sinks the others. ``started``: when the

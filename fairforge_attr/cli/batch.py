@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -28,6 +28,10 @@ from .common import (
     method_options,
     stderr_console,
 )
+
+if TYPE_CHECKING:
+    from ..batch import BatchJob
+    from ..io import BatchItem
 
 RUN_PANEL = "Run"
 MAX_ERRORS_LOGGED = 20
@@ -262,7 +266,15 @@ def batch(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _run(job, input_file, layout, errors, total, shard, limit) -> int:
+def _run(
+    job: BatchJob,
+    input_file: Path,
+    layout: str,
+    errors: Path | None,
+    total: int,
+    shard: tuple[int, int],
+    limit: int | None,
+) -> int:
     """Run the job with progress on stderr; returns how many items failed."""
     from .progress import BatchProgress
 
@@ -270,7 +282,7 @@ def _run(job, input_file, layout, errors, total, shard, limit) -> int:
     progress = BatchProgress(total, console)
     logged = 0
 
-    def on_error(item, message: str) -> None:
+    def on_error(item: BatchItem, message: str) -> None:
         nonlocal logged
         logged += 1
         if logged <= MAX_ERRORS_LOGGED:

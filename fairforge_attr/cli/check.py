@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -14,6 +14,9 @@ from rich.text import Text
 
 from . import options as o
 from .common import EXIT_FAILED, cli_command, stdout_console
+
+if TYPE_CHECKING:
+    from ..analysis.check import CheckReport
 
 EPILOG = """\
 Examples:
@@ -79,7 +82,7 @@ def check(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _print(report, max_ids: int) -> None:
+def _print(report: CheckReport, max_ids: int) -> None:
     from ..analysis.check import show_value
 
     console = stdout_console()

@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +16,10 @@ from rich.text import Text
 from typer.exceptions import TyperException
 
 from ..errors import FairForgeError
+
+if TYPE_CHECKING:
+    from ..api import AttributionExplainer
+    from ..types import AttributionMethod
 
 # Exit codes: 0 success, 1 some items failed / unexpected error, 2 usage or input error.
 EXIT_FAILED = 1
@@ -82,7 +86,7 @@ def load_explainer(
     dtype: str | None,
     max_length: int | None,
     device_map: str | dict[str, Any] | None = None,
-):
+) -> AttributionExplainer:
     """The library's explainer, without transformers' weight-loading progress bar (noise on a
     command line that loads a local model in a second)."""
     from transformers.utils import logging as hf_logging
@@ -96,7 +100,7 @@ def load_explainer(
 
 
 def method_options(
-    method: Any,
+    method: AttributionMethod | str,
     *,
     n_samples: int | None = None,
     n_steps: int | None = None,

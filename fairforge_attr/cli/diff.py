@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,6 +13,9 @@ from rich.text import Text
 
 from . import options as o
 from .common import EXIT_FAILED, cli_command, stdout_console
+
+if TYPE_CHECKING:
+    from ..analysis.diff import DiffReport
 
 EPILOG = """\
 Examples:
@@ -72,7 +75,7 @@ def diff(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _print(report, worst: int, max_drift: float | None, too_far: bool) -> None:
+def _print(report: DiffReport, worst: int, max_drift: float | None, too_far: bool) -> None:
     console = stdout_console()
     s = report.summary()
     table = Table(title=f"ffattr diff {report.base} -> {report.new}", title_justify="left", show_header=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,6 +15,11 @@ from rich.text import Text
 from ..types import AttributionMethod, Granularity
 from . import options as o
 from .common import cli_command, faithfulness_options, load_explainer, stderr_console, stdout_console
+
+if TYPE_CHECKING:
+    from ..analysis.evaluate import EvaluateReport
+    from ..api import AttributionExplainer
+    from ..io import BatchItem
 
 EPILOG = """\
 Examples:
@@ -146,7 +151,17 @@ def _read_items(path: Path, limit: int | None) -> tuple[list[Any], list[dict[str
     return items, bad
 
 
-def _run(explainer, items, names, grans, seed, check, source, *, keep_rows: bool):
+def _run(
+    explainer: AttributionExplainer,
+    items: list[BatchItem],
+    names: list[str],
+    grans: list[str],
+    seed: int,
+    check: dict[str, Any] | bool,
+    source: str,
+    *,
+    keep_rows: bool,
+) -> EvaluateReport:
     from ..analysis.evaluate import evaluate as run_evaluate
     from .progress import BatchProgress
 
@@ -170,7 +185,7 @@ def _run(explainer, items, names, grans, seed, check, source, *, keep_rows: bool
     return report
 
 
-def _write(report, output: Path | None, items_file: Path | None) -> None:
+def _write(report: EvaluateReport, output: Path | None, items_file: Path | None) -> None:
     from ..io import output_format, write_rows, write_text
 
     if items_file is not None:
@@ -197,7 +212,7 @@ def _f(v: float | None, spec: str = ".3f") -> str:
     return "-" if v is None else format(v, spec)
 
 
-def _print(report, bad: list[dict[str, Any]]) -> None:
+def _print(report: EvaluateReport, bad: list[dict[str, Any]]) -> None:
     console = stdout_console()
     for gran, table_rows in report.tables.items():
         table = Table(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -168,7 +168,9 @@ def explain(
     )
 
 
-def _input(message, system, messages_file, raw) -> tuple[list[dict] | None, str | None]:
+def _input(
+    message: str | None, system: str | None, messages_file: str | None, raw: bool
+) -> tuple[list[dict[str, Any]] | None, str | None]:
     if messages_file is not None:
         if message is not None or system is not None or raw:
             raise typer.BadParameter(
@@ -192,7 +194,7 @@ def _input(message, system, messages_file, raw) -> tuple[list[dict] | None, str 
     return [*messages, {"role": "user", "content": message}], None
 
 
-def _target(target, target_file) -> str | None:
+def _target(target: str | None, target_file: Path | None) -> str | None:
     if target is not None and target_file is not None:
         raise typer.BadParameter("give either --target or --target-file, not both", param_hint="--target")
     if target_file is None:

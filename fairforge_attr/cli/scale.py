@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from . import options as o
+
+if TYPE_CHECKING:
+    from ..batch.ray_backend import RayBatchJob
 
 SCALE_PANEL = "Scale (--backend ray)"
 
@@ -123,7 +126,7 @@ def check_backend_flags(ctx: typer.Context, backend: Backend) -> None:
 
 def ray_job(
     output: str | Path, *, model_args: dict[str, Any], ray_args: dict[str, Any], job_args: dict[str, Any]
-):
+) -> RayBatchJob:
     """The Ray backend's job: the driver loads the tokenizer, the workers the model."""
     from ..batch.ray_backend import RayBatchJob, RayOptions, WorkerModel
 

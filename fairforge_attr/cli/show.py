@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.panel import Panel
 from rich.rule import Rule
 from rich.text import Text
@@ -15,6 +16,9 @@ from rich.text import Text
 from ..errors import InvalidRequestError
 from . import options as o
 from .common import cli_command, stdout_console
+
+if TYPE_CHECKING:
+    from ..render.summary import Summary
 
 EPILOG = """\
 Examples:
@@ -90,7 +94,7 @@ def show(
         console.print(summary_table(totals))
 
 
-def _draw(console, row: dict[str, Any], layout: str, top_k: int, per_target_token: bool) -> None:
+def _draw(console: Console, row: dict[str, Any], layout: str, top_k: int, per_target_token: bool) -> None:
     from ..io.schema import OK, row_to_result
     from ..render.terminal import footer, render, top_k_table
 
@@ -112,7 +116,7 @@ def _draw(console, row: dict[str, Any], layout: str, top_k: int, per_target_toke
     render(result, console, top_k, per_target_token=per_target_token)
 
 
-def _summary_dict(s) -> dict[str, Any]:
+def _summary_dict(s: Summary) -> dict[str, Any]:
     return {
         "items": s.items,
         "ok": s.ok,

@@ -15,6 +15,7 @@ pass fails is marked unsupported once and scored by plain passes from then on.
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import torch
 
@@ -22,7 +23,7 @@ import torch
 class PrefixCache:
     """How to run a prefix and reuse its cache with one model; ``supported`` says whether to."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
         params = inspect.signature(model.forward).parameters
         self.cache_kwarg = next((k for k in ("cache", "past_key_values") if k in params), None)
         self.supported = self.cache_kwarg is not None and "position_ids" in params
@@ -36,7 +37,7 @@ class PrefixCache:
     def disable(self) -> None:
         self.supported = False
 
-    def run_prefix(self, ids: torch.Tensor, mask: torch.Tensor | None):
+    def run_prefix(self, ids: torch.Tensor, mask: torch.Tensor | None) -> Any:
         """The model's cache after ``ids`` [1, P] (``mask`` [1, P], 0 = hidden; None: none
         hidden, decided on the host so that no device value is waited for)."""
         p = ids.shape[1]
@@ -60,7 +61,7 @@ class PrefixCache:
             raise RuntimeError("the model returned no cache for the prefix")
         return cache
 
-    def expand(self, cache, rows: int):
+    def expand(self, cache: Any, rows: int) -> Any:
         """The prefix cache seen by ``rows`` rows."""
         layers = getattr(cache, "layers", None)
         if layers and all(isinstance(getattr(layer, "keys", None), torch.Tensor) for layer in layers):
@@ -77,7 +78,7 @@ class PrefixCache:
         raise RuntimeError(f"cannot expand a {type(cache).__name__} to {rows} rows")
 
 
-def _forget_updates(layer) -> None:
+def _forget_updates(layer: Any) -> None:
     """Make a plain cache layer hand back prefix + new keys/values without storing them.
 
     A chunk's own keys/values are needed only inside each layer's attention; stored, they
@@ -92,7 +93,9 @@ def _forget_updates(layer) -> None:
         return
     keys, values = layer.keys, layer.values
 
-    def update(key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+    def update(
+        key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.cat([keys, key_states], dim=-2), torch.cat([values, value_states], dim=-2)
 
     layer.update = update

@@ -107,12 +107,12 @@ class Engine:
 
     def __init__(
         self,
-        model,
+        model: torch.nn.Module,
         *,
         token_budget: int | None = None,
         logit_budget: int | None = None,
         prefix_cache: bool = True,
-    ):
+    ) -> None:
         self.model = model.eval()  # dropout off: same input, same scores
         # inputs go where the input embeddings run (the first device of a device_map)
         self.device = input_device(model)
@@ -236,7 +236,13 @@ class Engine:
     def _budgets(self) -> Budgets:
         return Budgets(self.token_budget, self.logit_budget, self.vocab_size, self.prefix.supported)
 
-    def _run_chunk(self, tables, chunk: Chunk, pending, forwards) -> None:
+    def _run_chunk(
+        self,
+        tables: list[RowTable],
+        chunk: Chunk,
+        pending: list[tuple[Chunk, torch.Tensor]],
+        forwards: list[int],
+    ) -> None:
         try:
             lp = self._forward(build_chunk(tables, chunk), chunk.prefix)
         except Exception as exc:

@@ -4,6 +4,7 @@ of existing ones, whose items are encoded again (``explainer.faithfulness(result
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from ..prompt import EncodedInput, encode
 from ..results import AttributionResult
 from .scoring import FaithfulnessTask, ValueOf, score_faithfulness, summed_log_prob
 from .types import FaithfulnessOptions
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def task_of(encoded: EncodedInput, result: AttributionResult) -> FaithfulnessTask:
@@ -41,7 +45,9 @@ def attach(
     return [r.model_copy(update={"faithfulness": f}) for (_, r), f in zip(pairs, checks)]
 
 
-def encode_result(tokenizer, result: AttributionResult, max_length: int | None = None) -> EncodedInput:
+def encode_result(
+    tokenizer: PreTrainedTokenizerBase, result: AttributionResult, max_length: int | None = None
+) -> EncodedInput:
     """The item of an existing result, encoded again; its units must be the result's units (the
     same tokenizer and granularity), or the scores would be checked against other units."""
     encoded = encode(

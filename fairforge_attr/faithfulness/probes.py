@@ -9,6 +9,7 @@ orderings of several methods on one item, the random orderings and the ablations
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,7 +111,7 @@ def add_ordering(table: MaskTable, order: np.ndarray, top_k: int) -> OrderingRow
     """Add the deletion, insertion, comprehensiveness and sufficiency masks of one ordering."""
     n = table.n_units
 
-    def rows(build, fractions) -> np.ndarray:
+    def rows(build: Callable[[np.ndarray, int, int], np.ndarray], fractions: Sequence[float]) -> np.ndarray:
         return np.array([table.add(build(order, units_at(p, n), n)) for p in fractions], dtype=np.int64)
 
     k = min(top_k, n)

@@ -14,6 +14,8 @@ from ..engine import Baseline, Engine, ScoreRequest, resolve_baseline
 from .base import RawScores
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from ..plan import Plan
     from ..prompt import EncodedInput
 
@@ -59,7 +61,9 @@ class PerturbationScorer:
         return out
 
 
-def removal_baseline(tokenizer: Any, options: BaseModel, vocab_size: int) -> tuple[Baseline, dict[str, str]]:
+def removal_baseline(
+    tokenizer: PreTrainedTokenizerBase, options: BaseModel, vocab_size: int
+) -> tuple[Baseline, dict[str, str]]:
     """How a removed unit disappears (the ``baseline`` option), recorded as ``removal``."""
     baseline = resolve_baseline(tokenizer, options.baseline, vocab_size)
     return baseline, {"removal": baseline.description}

@@ -84,23 +84,25 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _occlusion_sample(n_units: int, options: Any, seed: int) -> torch.Tensor:
+def _occlusion_sample(n_units: int, options: OcclusionOptions, seed: int) -> torch.Tensor:
     return occlusion_masks(n_units)
 
 
-def _occlusion_attribute(masks: torch.Tensor, values: torch.Tensor, options: Any) -> torch.Tensor:
+def _occlusion_attribute(
+    masks: torch.Tensor, values: torch.Tensor, options: OcclusionOptions
+) -> torch.Tensor:
     return occlusion_scores(values)
 
 
-def _lime_sample(n_units: int, options: Any, seed: int) -> torch.Tensor:
+def _lime_sample(n_units: int, options: LimeOptions, seed: int) -> torch.Tensor:
     return lime_masks(n_units, options.n_samples, _generator(seed))
 
 
-def _kernel_shap_sample(n_units: int, options: Any, seed: int) -> torch.Tensor:
+def _kernel_shap_sample(n_units: int, options: KernelShapOptions, seed: int) -> torch.Tensor:
     return kernel_shap_masks(n_units, options.n_samples, _generator(seed))
 
 
-def _sobol_sample(n_units: int, options: Any, seed: int) -> torch.Tensor:
+def _sobol_sample(n_units: int, options: SobolOptions, seed: int) -> torch.Tensor:
     return sobol_masks(n_units, options.n_samples, seed)
 
 

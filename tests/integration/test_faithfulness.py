@@ -31,17 +31,6 @@ CHAT = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The demo model gains nothing from intra-op threads; on a busy machine they cost ~5x."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def occlusion(demo_explainer):
     return demo_explainer.explain(CHAT, FRANCE_TARGET, method="occlusion", faithfulness=True)
