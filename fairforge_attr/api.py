@@ -51,6 +51,10 @@ class AttributionExplainer:
         default_granularity: TOKEN, WORD (default) or SENTENCE.
         verbose: print one line per explained item on stderr.
         device, dtype: only used when the explainer loads the model itself.
+        device_map: only used when the explainer loads the model itself: spread it over
+            several devices with accelerate (``"auto"``: every visible GPU, then the CPU; or a
+            dict of module name -> device). Inputs go to the first device; chunks are sized
+            for the device with the least free memory. See ``load_model``.
         token_budget: most tokens (rows x sequence length) in one forward pass.
         max_length: longest prompt + target accepted (default: the model's context).
     """
@@ -65,11 +69,12 @@ class AttributionExplainer:
         *,
         device: str | None = None,
         dtype: str | None = None,
+        device_map: str | dict[str, Any] | None = None,
         token_budget: int | None = None,
         max_length: int | None = None,
     ) -> None:
         if model is None or isinstance(model, str) or hasattr(model, "__fspath__"):
-            model, loaded_tokenizer = load_model(model, device=device, dtype=dtype)
+            model, loaded_tokenizer = load_model(model, device=device, dtype=dtype, device_map=device_map)
             tokenizer = tokenizer or loaded_tokenizer
         if tokenizer is None:
             raise InvalidRequestError("pass the model's tokenizer along with a loaded model")

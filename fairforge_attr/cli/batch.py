@@ -19,6 +19,7 @@ import typer
 
 from ..types import AttributionMethod, Granularity
 from . import options as o
+from . import scale
 from .common import (
     EXIT_FAILED,
     cli_command,
@@ -43,6 +44,9 @@ Examples:
   ffattr batch in.jsonl out.parquet --resume       # after a kill: the rest
   ffattr batch in.jsonl part-2.parquet --shard 2/8   # CI job 2 of 8
   ffattr batch in.jsonl out.parquet --faithfulness    # + a faithfulness column
+  ffattr merge part-*.parquet all.parquet --input in.jsonl   # join the shards
+  ffattr batch in.jsonl out/ --backend ray --num-workers 4   # parts in out/
+  ffattr batch in.jsonl out.parquet --backend ray --address auto
 
 Each input line is one JSON object, one of:
 
@@ -99,15 +103,19 @@ def _parse_shard(shard: str | None) -> tuple[int, int]:
 
 @cli_command
 def batch(
+    ctx: typer.Context,
     input_file: o.InputJsonl,
     output: Annotated[
-        Path,
+        str,
         typer.Argument(
-            metavar="OUT", dir_okay=False, help="Results: .parquet, .jsonl or .json.", show_default=False
+            metavar="OUT",
+            help="Results: .parquet, .jsonl or .json, or DIR/ (a folder of Parquet parts).",
+            show_default=False,
         ),
     ],
     model: o.Model = None,
     device: o.Device = None,
+    device_map: scale.DeviceMap = None,
     dtype: o.Dtype = None,
     max_length: o.MaxLength = None,
     method: o.Method = AttributionMethod.LIME,
@@ -178,6 +186,13 @@ def batch(
             rich_help_panel=RUN_PANEL,
         ),
     ] = None,
+    backend: scale.BackendOpt = scale.Backend.local,
+    address: scale.Address = None,
+    num_workers: scale.NumWorkers = None,
+    gpus_per_worker: scale.GpusPerWorker = 0.0,
+    cpus_per_worker: scale.CpusPerWorker = 1.0,
+    rows_per_task: scale.RowsPerTask = None,
+    verbose: scale.Verbose = False,
 ) -> None:
     """Attribute every item of a JSONL file; write one row per item as it finishes."""
     from ..batch import refuse_existing_output
@@ -185,6 +200,15 @@ def batch(
     from ..io import output_format
 
     output_format(output)
+    scale.check_backend_flags(ctx, backend)
+    ray_args = {
+        "address": address,
+        "num_workers": num_workers,
+        "gpus_per_worker": gpus_per_worker,
+        "cpus_per_worker": cpus_per_worker,
+        "rows_per_task": rows_per_task,
+        "verbose": verbose,
+    }
     shard_index, shard_count = _parse_shard(shard)
     if resume and overwrite:
         raise typer.BadParameter(
@@ -195,7 +219,7 @@ def batch(
             refuse_existing_output(output)
         except InvalidRequestError as exc:
             raise typer.BadParameter(str(exc), param_hint="OUT") from None
-    for path in (output, errors):
+    for path in (Path(output), errors):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
     opts = method_options(
@@ -209,18 +233,27 @@ def batch(
 
     from ..batch import BatchJob, count_items
 
-    explainer = load_explainer(model, device=device, dtype=dtype, max_length=max_length)
-    job = BatchJob(
-        explainer,
-        output,
-        method=method,
-        granularity=granularity,
-        seed=seed,
-        per_target_token=per_target_token,
-        options=opts,
-        fail_fast=on_error is OnError.fail,
-        faithfulness=check,
-    )
+    job_args = {
+        "method": method,
+        "granularity": granularity,
+        "seed": seed,
+        "per_target_token": per_target_token,
+        "options": opts,
+        "fail_fast": on_error is OnError.fail,
+        "faithfulness": check,
+    }
+    model_args = {
+        "device": device,
+        "dtype": dtype,
+        "max_length": max_length,
+        "device_map": scale.parse_device_map(device_map),
+    }
+    if backend is scale.Backend.ray:
+        job = scale.ray_job(
+            output, model_args={"model": model, **model_args}, ray_args=ray_args, job_args=job_args
+        )
+    else:
+        job = BatchJob(load_explainer(model, **model_args), output, **job_args)
     if resume:
         job.resume()
     else:
@@ -260,6 +293,8 @@ def _run(
             )
 
     job.on_progress = lambda kind: progress.update(**{kind: 1})
+    if hasattr(job, "on_status"):  # the ray backend says what it starts
+        job.on_status = lambda message: progress.log(message)
     job.on_error = on_error
     start = time.monotonic()
     kept = f"every finished item is kept in {job.store.dir}"

@@ -80,7 +80,12 @@ def cli_command(fn: F) -> F:
 
 
 def load_explainer(
-    model: str | None, *, device: str | None, dtype: str | None, max_length: int | None
+    model: str | None,
+    *,
+    device: str | None,
+    dtype: str | None,
+    max_length: int | None,
+    device_map: str | dict[str, Any] | None = None,
 ) -> AttributionExplainer:
     """The library's explainer, without transformers' weight-loading progress bar (noise on a
     command line that loads a local model in a second)."""
@@ -89,7 +94,9 @@ def load_explainer(
     from ..api import AttributionExplainer
 
     hf_logging.disable_progress_bar()
-    return AttributionExplainer(model, device=device, dtype=dtype, max_length=max_length)
+    return AttributionExplainer(
+        model, device=device, dtype=dtype, max_length=max_length, device_map=device_map
+    )
 
 
 def method_options(

@@ -10,6 +10,7 @@ import typer
 
 from ..types import AttributionMethod, Granularity
 from . import options as o
+from . import scale
 from .common import cli_command, faithfulness_options, load_explainer, method_options, stdout_console
 
 INPUT_PANEL = "Input"
@@ -83,6 +84,7 @@ def explain(
     ] = 64,
     model: o.Model = None,
     device: o.Device = None,
+    device_map: scale.DeviceMap = None,
     dtype: o.Dtype = None,
     max_length: o.MaxLength = None,
     method: o.Method = AttributionMethod.LIME,
@@ -130,7 +132,13 @@ def explain(
     )
     check = faithfulness_options(faithfulness, faithfulness_option)
 
-    explainer = load_explainer(model, device=device, dtype=dtype, max_length=max_length)
+    explainer = load_explainer(
+        model,
+        device=device,
+        dtype=dtype,
+        max_length=max_length,
+        device_map=scale.parse_device_map(device_map),
+    )
     result = explainer.explain(
         messages,
         target_text,

@@ -28,6 +28,7 @@ Examples:
   ffattr show results.jsonl --first 5 --top-k 5
   ffattr show results.parquet --first 0    # the summary only
   ffattr show result.json                  # from: ffattr explain --output
+  ffattr show out/                         # a folder of Parquet parts
 
 A file of the long layout (ffattr batch --layout long) keeps no prompt: its items are drawn as top-k tables.
 """
@@ -38,7 +39,9 @@ def show(
     file: Annotated[
         Path,
         typer.Argument(
-            exists=True, dir_okay=False, help="A result file (.parquet, .jsonl or .json).", show_default=False
+            exists=True,
+            help="A result file (.parquet, .jsonl or .json) or a folder of Parquet parts.",
+            show_default=False,
         ),
     ],
     ids: Annotated[
