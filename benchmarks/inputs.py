@@ -102,7 +102,6 @@ def batch_items(n: int) -> list[dict]:
 # decoding finishes in seconds.
 TINY = {**batch_items(1)[0], "granularity": "word"}
 INPUTS["tiny"] = TINY
-INPUTS["tiny"] = TINY
 
 
 # The long-input target of issue 11: >= 2,000 prompt tokens and >= 100 sentences. A station

@@ -37,8 +37,11 @@ _EXPORTS = {
     "PromptTooLongError": "errors",
     "TokenizerTooNewError": "errors",
     "UnknownChoiceError": "errors",
+    "Faithfulness": "faithfulness",
+    "FaithfulnessOptions": "faithfulness",
     "DEMO_MODEL_DIR": "models",
     "load_model": "models",
+    "Plan": "plan",
     "ExplainRequest": "request",
     "Attribution": "results",
     "AttributionResult": "results",
@@ -77,7 +80,9 @@ if TYPE_CHECKING:
         TokenizerTooNewError,
         UnknownChoiceError,
     )
+    from .faithfulness import Faithfulness, FaithfulnessOptions
     from .models import DEMO_MODEL_DIR, load_model
+    from .plan import Plan
     from .request import ExplainRequest
     from .results import (
         Attribution,
@@ -99,6 +104,8 @@ __all__ = [
     "EngineOutOfMemoryError",
     "ExplainRequest",
     "FairForgeError",
+    "Faithfulness",
+    "FaithfulnessOptions",
     "Granularity",
     "InvalidRequestError",
     "ItemOutcome",
@@ -106,6 +113,7 @@ __all__ = [
     "ModelLoadError",
     "NumericalError",
     "PerTargetToken",
+    "Plan",
     "PromptEncodingError",
     "PromptTooLongError",
     "ResultMetadata",

@@ -7,20 +7,25 @@ returns finished results: api -> scorer -> results, never back.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .engine import Engine
 from .errors import FairForgeError, InvalidRequestError
+from .faithfulness.types import Faithfulness, FaithfulnessOptions
 from .models import load_model, model_name
 from .plan import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED, Plan, build_plan
 from .prompt import encode, tokenize_prompt_ids
 from .request import ExplainRequest, coerce_request, make_request
 from .results import AttributionResult, BatchAttributionResult
-from .scorer import ScoredItem, score_group
+from .scorer import EncodedItem, score_group
 from .types import AttributionMethod, Granularity
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 PACK_ITEMS = 32  # items whose variants (perturbation) or points (gradient) may share passes
 
@@ -46,25 +51,30 @@ class AttributionExplainer:
         default_granularity: TOKEN, WORD (default), SENTENCE, PARAGRAPH or MESSAGE.
         verbose: print one line per explained item on stderr.
         device, dtype: only used when the explainer loads the model itself.
+        device_map: only used when the explainer loads the model itself: spread it over
+            several devices with accelerate (``"auto"``: every visible GPU, then the CPU; or a
+            dict of module name -> device). Inputs go to the first device; chunks are sized
+            for the device with the least free memory. See ``load_model``.
         token_budget: most tokens (rows x sequence length) in one forward pass.
         max_length: longest prompt + target accepted (default: the model's context).
     """
 
     def __init__(
         self,
-        model: Any = None,
-        tokenizer: Any = None,
+        model: PreTrainedModel | str | os.PathLike[str] | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
         default_method: AttributionMethod | str = AttributionMethod.LIME,
         default_granularity: Granularity | str = Granularity.WORD,
         verbose: bool = False,
         *,
         device: str | None = None,
         dtype: str | None = None,
+        device_map: str | dict[str, Any] | None = None,
         token_budget: int | None = None,
         max_length: int | None = None,
     ) -> None:
         if model is None or isinstance(model, str) or hasattr(model, "__fspath__"):
-            model, loaded_tokenizer = load_model(model, device=device, dtype=dtype)
+            model, loaded_tokenizer = load_model(model, device=device, dtype=dtype, device_map=device_map)
             tokenizer = tokenizer or loaded_tokenizer
         if tokenizer is None:
             raise InvalidRequestError("pass the model's tokenizer along with a loaded model")
@@ -91,6 +101,7 @@ class AttributionExplainer:
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
     ) -> AttributionResult:
         """Attribute log p(target | messages or prompt) to the units of the input.
@@ -98,7 +109,9 @@ class AttributionExplainer:
         ``target=None`` generates the response greedily (``max_new_tokens``) and explains
         that; the result's ``metadata.target_generated`` says so. Method options (e.g.
         ``n_samples``, ``baseline``) are passed as keyword arguments; ``ffattr methods``
-        lists them.
+        lists them. ``faithfulness=True`` (or a dict of ``FaithfulnessOptions``) also measures
+        how well the scores predict removals (``result.faithfulness``; forward passes only,
+        see ``fairforge_attr.faithfulness``).
 
         Coarse-to-fine refinement (perturbation methods): ``coarse_granularity="sentence",
         refine_top_k=5`` scores the sentences first, then the ``granularity`` units only inside
@@ -114,6 +127,7 @@ class AttributionExplainer:
             coarse_granularity=coarse_granularity,
             refine_top_k=refine_top_k,
             max_new_tokens=max_new_tokens,
+            faithfulness=faithfulness,
             **options,
         )
         outcome = next(self.iter_outcomes(plan, [request]))
@@ -131,6 +145,7 @@ class AttributionExplainer:
         per_target_token: bool = False,
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
+        faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
     ) -> BatchAttributionResult:
         """Explain many ``(messages, target)`` pairs (or dicts with messages/prompt/target).
@@ -150,6 +165,7 @@ class AttributionExplainer:
             per_target_token=per_target_token,
             coarse_granularity=coarse_granularity,
             refine_top_k=refine_top_k,
+            faithfulness=faithfulness,
             **options,
         ):
             if outcome.error is not None:
@@ -173,6 +189,7 @@ class AttributionExplainer:
         refine_top_k: int | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         progress: Callable[[int], None] | None = None,
+        faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
     ) -> Iterator[ItemOutcome]:
         """Yield one ItemOutcome per item, in order, as soon as its group is done. Bad items
@@ -185,6 +202,7 @@ class AttributionExplainer:
             coarse_granularity=coarse_granularity,
             refine_top_k=refine_top_k,
             max_new_tokens=max_new_tokens,
+            faithfulness=faithfulness,
             **options,
         )
         for outcome in self.iter_outcomes(plan, items):
@@ -202,11 +220,13 @@ class AttributionExplainer:
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
     ) -> Plan:
         """The Plan of a call: the method and granularity (default: the explainer's), the
-        validated options and the baseline resolved with this explainer's tokenizer. Bad
-        names and values raise here, before any item is read."""
+        validated options and the baseline resolved with this explainer's tokenizer, and the
+        faithfulness check when asked for. Bad names and values raise here, before any item is
+        read."""
         return build_plan(
             self.tokenizer,
             self.engine.vocab_size,
@@ -218,6 +238,7 @@ class AttributionExplainer:
             refine_top_k=refine_top_k,
             max_new_tokens=max_new_tokens,
             options=options,
+            faithfulness=faithfulness,
         )
 
     def iter_outcomes(self, plan: Plan, items: Iterable[Any]) -> Iterator[ItemOutcome]:
@@ -237,6 +258,24 @@ class AttributionExplainer:
         if group:
             yield from self._run_group(plan, group)
 
+    def faithfulness(self, result: AttributionResult, **options: Any) -> Faithfulness:
+        """Measure the faithfulness of an existing result on this explainer's model (forward
+        passes only). ``options`` are ``FaithfulnessOptions`` fields (``n_ablations``,
+        ``keep_probability``, ``n_random``, ``top_k``, ``seed``, ``baseline``). The result's item
+        is encoded again and must give the result's units (the same tokenizer and granularity)."""
+        return self.faithfulness_many([result], **options)[0]
+
+    def faithfulness_many(self, results: Iterable[AttributionResult], **options: Any) -> list[Faithfulness]:
+        """``faithfulness`` of many results in shared forward passes; results on the same item
+        (several methods, say) share its random orderings and ablations."""
+        from .faithfulness.attach import encode_result, task_of
+        from .faithfulness.scoring import score_faithfulness
+        from .plan import resolve_faithfulness
+
+        opts, baseline = resolve_faithfulness(self.tokenizer, self.engine.vocab_size, options or True)
+        tasks = [task_of(encode_result(self.tokenizer, r, self.max_length), r) for r in results]
+        return score_faithfulness(self.engine, tasks, opts, baseline)
+
     def visualize(self, result: AttributionResult, return_html: bool = False) -> str | None:
         """Show a heatmap of the prompt: HTML in a notebook, colours in a terminal.
         ``return_html=True`` returns a self-contained HTML page instead."""
@@ -250,7 +289,7 @@ class AttributionExplainer:
     ) -> Iterator[ItemOutcome]:
         start = time.perf_counter()
         outcomes: dict[int, ItemOutcome] = {}
-        ready: list[tuple[int, ScoredItem]] = []
+        ready: list[tuple[int, EncodedItem]] = []
         for index, req in group:
             if isinstance(req, FairForgeError):
                 outcomes[index] = ItemOutcome(index, error=req)
@@ -272,7 +311,7 @@ class AttributionExplainer:
         for index, _ in group:
             yield outcomes[index]
 
-    def _encode(self, plan: Plan, req: ExplainRequest) -> ScoredItem:
+    def _encode(self, plan: Plan, req: ExplainRequest) -> EncodedItem:
         target, generated = req.target, False
         if target is None:
             target, generated = self._generate(req, plan.max_new_tokens), True
@@ -285,7 +324,7 @@ class AttributionExplainer:
             prompt=req.prompt,
             max_length=self.max_length,
         )
-        return ScoredItem(encoded, target_generated=generated)
+        return EncodedItem(encoded, target_generated=generated)
 
     def _log(self, result: AttributionResult) -> None:
         if not self.verbose:
@@ -314,8 +353,8 @@ class AttributionExplainer:
 
 
 def compute_attributions(
-    model: Any,
-    tokenizer: Any,
+    model: PreTrainedModel | str | os.PathLike[str] | None,
+    tokenizer: PreTrainedTokenizerBase | None,
     messages: Sequence[dict[str, str]] | None = None,
     target: str | None = None,
     method: AttributionMethod | str = AttributionMethod.LIME,

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .errors import InvalidRequestError, ModelLoadError, TokenizerTooNewError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 DEMO_MODEL_DIR = Path(__file__).parent / "demo_model"
 DEMO_MODEL_NAME = "fairforge-demo"
+
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's named strategies
 
 _DTYPES = {
     "float32": torch.float32,
@@ -67,7 +73,7 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
-def load_tokenizer(source: str):
+def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     try:
@@ -87,25 +93,8 @@ def load_tokenizer(source: str):
         raise
 
 
-def load_model(
-    name_or_path: str | os.PathLike | None = None,
-    *,
-    device: str | torch.device | None = None,
-    dtype: str | torch.dtype | None = None,
-):
-    """Load a causal LM and its tokenizer from a local folder or a hub id.
-
-    Args:
-        name_or_path: a folder with config.json, or a hub id such as ``Qwen/Qwen3-0.6B``;
-            ``None`` loads the built-in demo model.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or None/"auto".
-        dtype: ``"float32"``, ``"float16"``, ``"bfloat16"``, or None/"auto".
-
-    Returns:
-        ``(model, tokenizer)``, the model in eval mode on ``device``.
-    """
-    from transformers import AutoModelForCausalLM
-
+def _resolve_source(name_or_path: str | os.PathLike | None) -> tuple[str, bool]:
+    """(what to hand to from_pretrained, whether it is a local folder)."""
     source = str(name_or_path) if name_or_path is not None else str(DEMO_MODEL_DIR)
     local = Path(source).expanduser()
     if local.exists():
@@ -113,16 +102,56 @@ def load_model(
             raise ModelLoadError(
                 f"{source!r} is a folder but holds no config.json; point to a Hugging Face model folder"
             )
-        source = str(local)
-    elif _looks_like_path(source):
+        return str(local), True
+    if _looks_like_path(source):
         raise ModelLoadError(
             f"no model folder at {source!r}; give an existing folder or a hub id like Qwen/Qwen3-0.6B"
         )
+    return source, False
+
+
+def resolved_model_name(name_or_path: str | os.PathLike | None) -> str:
+    """The name a model loaded by :func:`load_model` reports (``model_name``), known without
+    loading it: what a process that only drives workers records and compares."""
+    return DEMO_MODEL_NAME if name_or_path is None else _resolve_source(name_or_path)[0]
+
+
+def load_model(
+    name_or_path: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    device_map: str | dict[str, Any] | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer from a local folder or a hub id.
+
+    Args:
+        name_or_path: a folder with config.json, or a hub id such as ``Qwen/Qwen3-0.6B``;
+            ``None`` loads the built-in demo model.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or None/"auto".
+        dtype: ``"float32"``, ``"float16"``, ``"bfloat16"``, or None/"auto".
+        device_map: spread the model over several devices with accelerate (``pip install
+            'fairforge-attr[multi-gpu]'``): ``"auto"`` (every visible GPU, then the CPU),
+            ``"balanced"``, ``"sequential"``, or a dict from module names to devices
+            (``{"model.layers.0": 0, ..., "lm_head": 1}``). Replaces ``device``.
+
+    Returns:
+        ``(model, tokenizer)``, the model in eval mode on ``device`` (or spread by
+        ``device_map``).
+    """
+    from transformers import AutoModelForCausalLM
+
+    source, _ = _resolve_source(name_or_path)
+    if device_map is not None and device is not None:
+        raise InvalidRequestError(
+            "give a device or a device_map, not both: a device_map says where every layer goes"
+        )
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
+    kwargs: dict[str, Any] = {} if device_map is None else {"device_map": _check_device_map(device_map)}
     try:
         tokenizer = load_tokenizer(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dt)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, **kwargs)
     except TokenizerTooNewError:
         raise
     except OSError as exc:
@@ -133,9 +162,26 @@ def load_model(
         ) from exc
     if name_or_path is None:
         model.name_or_path = DEMO_MODEL_NAME
-    return model.to(dev).eval(), tokenizer
+    if device_map is None:
+        model = model.to(dev)
+    return model.eval(), tokenizer
 
 
-def model_name(model) -> str:
+def _check_device_map(device_map: str | dict[str, Any]) -> str | dict[str, Any]:
+    """accelerate does the spreading; without it transformers fails deep inside loading."""
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise InvalidRequestError(
+            "a device_map needs accelerate: pip install 'fairforge-attr[multi-gpu]'"
+        ) from None
+    if isinstance(device_map, str) and device_map not in DEVICE_MAPS:
+        raise InvalidRequestError(
+            f"unknown device_map {device_map!r}; use {', '.join(DEVICE_MAPS)} or a dict of module -> device"
+        )
+    return device_map
+
+
+def model_name(model: torch.nn.Module) -> str:
     name = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "")
     return str(name) or type(model).__name__

@@ -15,15 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from .engine.baseline import Baseline
+from .engine.baseline import Baseline, resolve_baseline
 from .errors import InvalidRequestError
-from .methods.base import Scorer
+from .faithfulness.types import FaithfulnessOptions
 from .methods.registry import MethodSpec, get_method
 from .types import AttributionMethod, Granularity
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .methods.base import Scorer
 
 DEFAULT_SEED = 0
 DEFAULT_MAX_NEW_TOKENS = 64
@@ -49,6 +54,9 @@ class Plan:
             units first, then ``granularity`` units inside the top ``refine_top_k`` of them.
             None: score every unit of ``granularity`` directly.
         refine_top_k: how many coarse units to refine (set whenever coarse_granularity is).
+        faithfulness: measure each result's faithfulness with these options (None: do not).
+        faithfulness_baseline: how the faithfulness probes remove a unit (resolved with the
+            tokenizer; None for a Plan rebuilt from a record).
     """
 
     method: AttributionMethod
@@ -61,6 +69,8 @@ class Plan:
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     coarse_granularity: Granularity | None = None
     refine_top_k: int | None = None
+    faithfulness: FaithfulnessOptions | None = None
+    faithfulness_baseline: Baseline | None = None
 
     @property
     def spec(self) -> MethodSpec:
@@ -104,10 +114,11 @@ class Plan:
         params: Mapping[str, Any] | None,
         seed: int | None,
         per_target_token: bool = False,
+        faithfulness: Mapping[str, Any] | None = None,
     ) -> Plan:
         """The Plan a finished result recorded (a batch row's method, granularity, params and
-        seed). The baseline is not resolved again (``baseline`` is None); ``extra_params``
-        keeps how it was. Raises InvalidRequestError when the record names an unknown method
+        seed, and its faithfulness record if any). The baseline is not resolved again
+        (``baseline`` is None); ``extra_params`` keeps how it was. Raises InvalidRequestError when the record names an unknown method
         or options that are no longer valid."""
         spec = get_method(method)
         params = dict(params or {})
@@ -123,6 +134,9 @@ class Plan:
             extra_params=tuple((k, v) for k, v in params.items() if k not in fields),
             coarse_granularity=None if coarse is None else Granularity.parse(coarse),
             refine_top_k=top_k,
+            faithfulness=None
+            if not faithfulness
+            else FaithfulnessOptions(**{k: faithfulness[k] for k in _RECORDED_CHECK if k in faithfulness}),
         )
 
     def changes_from(self, earlier: Plan) -> list[str]:
@@ -147,11 +161,40 @@ class Plan:
             )
         if earlier.recorded_seed is not None and earlier.recorded_seed != self.seed:
             changes.append(f"seed {earlier.recorded_seed} -> {self.seed}")
-        return changes
+        return changes + self._check_changes(earlier)
+
+    def _check_changes(self, earlier: Plan) -> list[str]:
+        now, before = self.faithfulness, earlier.faithfulness
+        if (now is None) != (before is None):
+            return [f"faithfulness {'off' if before is None else 'on'} -> {'off' if now is None else 'on'}"]
+        if now is None or before is None:
+            return []
+        return [
+            f"faithfulness {k} {getattr(before, k)!r} -> {getattr(now, k)!r}"
+            for k in _RECORDED_CHECK
+            if getattr(before, k) != getattr(now, k)
+        ]
+
+
+# The faithfulness options a result records exactly (its top_k is capped at n_units).
+_RECORDED_CHECK = ("n_ablations", "n_random", "seed")
+
+
+def resolve_faithfulness(
+    tokenizer: Any, vocab_size: int, value: bool | Mapping[str, Any] | FaithfulnessOptions
+) -> tuple[FaithfulnessOptions, Baseline]:
+    """Faithfulness options (``True``: the defaults) and the baseline its probes remove units
+    with; bad options raise InvalidRequestError naming them."""
+    try:
+        options = FaithfulnessOptions.coerce(dict(value) if isinstance(value, Mapping) else value)
+    except (ValidationError, TypeError) as exc:
+        raise InvalidRequestError(f"invalid faithfulness options: {exc}") from exc
+    options = options or FaithfulnessOptions()
+    return options, resolve_baseline(tokenizer, options.baseline, vocab_size)
 
 
 def build_plan(
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     vocab_size: int,
     *,
     method: AttributionMethod | str,
@@ -162,6 +205,7 @@ def build_plan(
     options: Mapping[str, Any] | None = None,
     coarse_granularity: Granularity | str | None = None,
     refine_top_k: int | None = None,
+    faithfulness: bool | Mapping[str, Any] | FaithfulnessOptions | None = False,
 ) -> Plan:
     """The Plan of one call: method, granularity and options validated (errors name the valid
     choices), the baseline resolved with ``tokenizer``. ``AttributionExplainer.plan`` calls
@@ -171,6 +215,11 @@ def build_plan(
     coarse, top_k = refinement_settings(spec, gran, coarse_granularity, refine_top_k)
     opts = spec.parse_options(dict(options or {}))
     baseline, extra = spec.baseline(tokenizer, opts, vocab_size)
+    check, check_baseline = (
+        (None, None)
+        if faithfulness is None or faithfulness is False
+        else resolve_faithfulness(tokenizer, vocab_size, faithfulness)
+    )
     return Plan(
         method=spec.method,
         granularity=gran,
@@ -182,6 +231,8 @@ def build_plan(
         max_new_tokens=max_new_tokens,
         coarse_granularity=coarse,
         refine_top_k=top_k,
+        faithfulness=check,
+        faithfulness_baseline=check_baseline,
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from .errors import InvalidRequestError, PromptEncodingError, PromptTooLongError
 from .results import Message
 from .segment import message_spans, paragraph_spans, sentence_spans, word_spans
 from .types import Granularity
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 RAW_PROMPT_ROLE = "prompt"
 FALLBACK_GENERATION_PROMPT = "assistant:\n"
@@ -88,7 +91,9 @@ class EncodedInput:
         return min((min(u.token_indices) for u in self.units), default=self.prompt_length)
 
 
-def render_chat(tokenizer, messages: Sequence[Message]) -> tuple[str, list[tuple[int, int, int]]]:
+def render_chat(
+    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]
+) -> tuple[str, list[tuple[int, int, int]]]:
     """Apply the chat template; return the text and, per message, ``(start, end, shift)``:
     the content's char span in the text, and how many leading characters of the original
     content the template trimmed away (so offsets can point into the original content)."""
@@ -125,7 +130,9 @@ def render_chat(tokenizer, messages: Sequence[Message]) -> tuple[str, list[tuple
     return text, spans
 
 
-def _tokenize_prompt(tokenizer, messages, prompt):
+def _tokenize_prompt(
+    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message] | None, prompt: str | None
+) -> tuple[str, list[tuple[int, int, int]], list[str], list[int], list[tuple[int, int]]]:
     if messages is not None:
         text, spans = render_chat(tokenizer, messages)
         roles = [m.role for m in messages]
@@ -140,14 +147,17 @@ def _tokenize_prompt(tokenizer, messages, prompt):
 
 
 def tokenize_prompt_ids(
-    tokenizer, *, messages: Sequence[Message] | None = None, prompt: str | None = None
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    messages: Sequence[Message] | None = None,
+    prompt: str | None = None,
 ) -> torch.Tensor:
     """The prompt's token ids exactly as ``encode`` builds them (for generating a target)."""
     return torch.tensor(_tokenize_prompt(tokenizer, messages, prompt)[3], dtype=torch.long)
 
 
 def encode(
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     *,
     target: str,
     granularity: Granularity,
@@ -202,7 +212,14 @@ _SEGMENTERS = {
 }
 
 
-def _units(granularity, text, spans, roles, starts, ends) -> list[Unit]:
+def _units(
+    granularity: Granularity | str,
+    text: str,
+    spans: Sequence[tuple[int, int, int]],
+    roles: Sequence[str],
+    starts: np.ndarray,
+    ends: np.ndarray,
+) -> list[Unit]:
     """The units of every message's content (``spans``) from the prompt's token offsets."""
     segmenter = _SEGMENTERS[Granularity.parse(granularity)]
     units: list[Unit] = []
@@ -219,7 +236,16 @@ def _units(granularity, text, spans, roles, starts, ends) -> list[Unit]:
     return units
 
 
-def _group(token_ids, tok_s, tok_e, segments, shift, content, message_index, role) -> list[Unit]:
+def _group(
+    token_ids: np.ndarray,
+    tok_s: np.ndarray,
+    tok_e: np.ndarray,
+    segments: np.ndarray,
+    shift: int,
+    content: str,
+    message_index: int,
+    role: str,
+) -> list[Unit]:
     """Assign tokens to segments; segments that share a token merge into one unit, because a
     token cannot be half removed. Tokens touching no segment (pure whitespace) stay fixed.
 

@@ -56,6 +56,7 @@ class RefinementRaw:
 
     coarse_units: list[Unit]
     coarse_scores: torch.Tensor  # [n_coarse]
+    coarse_std_error: torch.Tensor | None  # [n_coarse], sampled methods only
     refined: list[int]  # positions of the refined coarse units, in prompt order
     owner: list[int]  # per fine unit: its coarse unit (-1: none holds any of its tokens)
     coarse: StageRaw
@@ -117,8 +118,14 @@ def score_refined(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> 
         ptt = None
         if plan.per_target_token:
             ptt = torch.full((e.n_target_tokens, e.n_units), UNREFINED_SCORE, dtype=torch.float64)
+        # NaN: not sampled (results store None); a stage that sampled nothing has no errors
+        std = (
+            None if stage1.std_error is None else torch.full((e.n_units,), float("nan"), dtype=torch.float64)
+        )
         if stage2 is not None:
             scores[inside[i]] = stage2.scores.double()
+            if std is not None and stage2.std_error is not None:
+                std[inside[i]] = stage2.std_error.double()
             if ptt is not None and stage2.per_target_token is not None:
                 ptt[:, inside[i]] = stage2.per_target_token.double()
         fine_cost = StageRaw(len(inside[i]), *_cost(stage2))
@@ -130,9 +137,11 @@ def score_refined(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> 
                 n_forward=stage1.n_forward + fine_cost.n_forward,
                 n_sequences=stage1.n_sequences + fine_cost.n_sequences,
                 warnings=stage1.warnings + (stage2.warnings if stage2 is not None else []),
+                std_error=std,
                 refinement=RefinementRaw(
                     coarse_units=coarse_items[i].units,
                     coarse_scores=stage1.scores.double(),
+                    coarse_std_error=stage1.std_error,
                     refined=chosen[i],
                     owner=owners[i],
                     coarse=StageRaw(coarse_items[i].n_units, stage1.n_forward, stage1.n_sequences),

@@ -9,17 +9,20 @@ with the strongest influence has |normalized_score| == 1.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from .faithfulness.types import Faithfulness
 from .types import AttributionMethod, Granularity
 
 if TYPE_CHECKING:  # this module stays light: reading a result file must not import torch
+    import torch
+
     from .methods.base import RawScores
     from .plan import Plan
-    from .prompt import EncodedInput
+    from .prompt import EncodedInput, Unit
 
 
 class Message(BaseModel):
@@ -103,6 +106,11 @@ class Refinement(BaseModel):
     refined: list[int] = Field(description="positions of the refined units in coarse_attributions")
     unrefined_score: float = Field(description="the score every unit of an unrefined coarse unit carries")
     stages: list[StageCost]
+    std_error: float | None = Field(
+        default=None,
+        description="standard error of the score from the method's sampling (LIME, KernelSHAP, "
+        "Sobol); 0 where every sample was enumerated; None for methods that do not sample masks",
+    )
 
 
 class PerTargetToken(BaseModel):
@@ -163,6 +171,10 @@ class AttributionResult(BaseModel):
         """The scores summed per role (see :class:`RoleTotal`)."""
         return role_totals(self.attributions)
 
+    faithfulness: Faithfulness | None = Field(
+        None, description="how well the scores predict removals (explain(..., faithfulness=True))"
+    )
+
     def get_top_k(self, k: int = 10) -> list[Attribution]:
         """The k units with the largest |score|, strongest first (ties: refined units first,
         then prompt order)."""
@@ -212,7 +224,7 @@ def build_result(
     """The result of one item: its units with their scores (and normalised scores), and how
     they were computed. ``recomputed``: the item was redone in float32 after ``dtype`` gave
     NaN/inf."""
-    attributions = _attributions(encoded.units, raw.scores.double().tolist())
+    attributions = _attributions(encoded.units, raw.scores.double().tolist(), raw.std_error)
     coarse, refinement = None, None
     if raw.refinement is not None:
         coarse, refinement = _refinement(plan, raw, attributions)
@@ -254,8 +266,12 @@ def build_result(
     )
 
 
-def _attributions(units, scores: list[float]) -> list[Attribution]:
+def _attributions(
+    units: Sequence[Unit], scores: list[float], std_error: torch.Tensor | None = None
+) -> list[Attribution]:
     peak = max((abs(s) for s in scores), default=0.0)
+    # NaN marks a unit the sampling did not score (inside an unrefined coarse unit): None
+    errors = [None if e != e else e for e in std_error.double().tolist()] if std_error is not None else None
     return [
         Attribution(
             text=u.text,
@@ -266,6 +282,7 @@ def _attributions(units, scores: list[float]) -> list[Attribution]:
             role=u.role,
             char_start=u.char_start,
             char_end=u.char_end,
+            std_error=None if errors is None else errors[i],
         )
         for i, u in enumerate(units)
     ]
@@ -282,7 +299,7 @@ def _refinement(
     for a, owner in zip(attributions, info.owner):
         a.refined = owner in refined
         a.coarse_position = owner if owner >= 0 else None
-    coarse = _attributions(info.coarse_units, info.coarse_scores.tolist())
+    coarse = _attributions(info.coarse_units, info.coarse_scores.tolist(), info.coarse_std_error)
     for a in coarse:
         a.refined = a.position in refined
     stages = [

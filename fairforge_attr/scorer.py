@@ -14,6 +14,7 @@ import torch
 
 from .engine import Engine
 from .errors import FairForgeError, InvalidRequestError, NumericalError
+from .faithfulness.attach import attach
 from .methods.base import RawScores
 from .plan import Plan
 from .prompt import EncodedInput
@@ -21,8 +22,8 @@ from .results import AttributionResult, build_result
 
 
 @dataclass(frozen=True)
-class ScoredItem:
-    """One encoded item to score, and whether its target was generated."""
+class EncodedItem:
+    """One encoded item to score, and whether its target was generated (not given)."""
 
     encoded: EncodedInput
     target_generated: bool = False
@@ -56,7 +57,7 @@ def score_items(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> li
 
 
 def score_group(
-    engine: Engine, plan: Plan, items: Sequence[ScoredItem], *, model: str, started: float | None = None
+    engine: Engine, plan: Plan, items: Sequence[EncodedItem], *, model: str, started: float | None = None
 ) -> list[AttributionResult | FairForgeError]:
     """One result, or the error that stopped it, per item. The items share passes; when that
     fails, each is scored alone, so one bad item never sinks the others. ``started``: when the
@@ -70,7 +71,7 @@ def score_group(
             return [exc]
         return [score_group(engine, plan, [item], model=model)[0] for item in items]
     seconds = (time.perf_counter() - start) / len(items)
-    return [
+    results = [
         build_result(
             item.encoded,
             plan,
@@ -84,3 +85,12 @@ def score_group(
         )
         for item, (raw, recomputed) in zip(items, scored)
     ]
+    if plan.faithfulness is None or plan.faithfulness_baseline is None:
+        return list(results)
+    # The group's probes share passes too; an item whose check fails gets the error.
+    return attach(
+        engine,
+        [(item.encoded, r) for item, r in zip(items, results)],
+        plan.faithfulness,
+        plan.faithfulness_baseline,
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|\w+(?:['’\-]\w+)*|[^\w\s]+")
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
@@ -30,7 +31,7 @@ def word_spans(text: str) -> list[tuple[int, int]]:
 
 
 @lru_cache(maxsize=1)
-def _segmenter():  # building the segmenter compiles many rules: do it once
+def _segmenter() -> Any:  # building the segmenter compiles many rules: do it once (pysbd: untyped)
     import pysbd
 
     return pysbd.Segmenter(language="en", clean=False, char_span=True)

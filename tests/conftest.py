@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from fairforge_attr import AttributionExplainer
 from fairforge_attr.models import load_model
@@ -8,6 +9,16 @@ from tests.tiny_models import tiny_gpt2, tiny_qwen3
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 FRANCE_TARGET = "The capital of France is Paris."
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine the thread pool's
+    spinning makes them 10-30x slower; restored after the suite."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from ..io.schema import OK
 from ..io.writers import JsonlAppender
 from ..plan import Plan
 from ..types import AttributionMethod, Granularity
-from .rows import attribute_rows
+from .rows import attribute_rows, recorded_plan
 
 if TYPE_CHECKING:
     from ..api import AttributionExplainer
@@ -59,11 +59,12 @@ def refuse_existing_output(
 
 
 class BatchJob:
-    """Attribute every line of a JSONL file into ``output`` (.parquet, .jsonl or .json).
+    """Attribute every line of a JSONL file into ``output`` (.parquet, .jsonl or .json, or a
+    folder of Parquet parts when the name ends with ``/``).
 
     The settings are one Plan: give ``plan`` (e.g. one built by ``explainer.plan(...)``), or
-    ``method``, ``granularity``, ``seed``, ``per_target_token``, ``options`` and the
-    refinement settings (``coarse_granularity``, ``refine_top_k``) to build it
+    ``method``, ``granularity``, ``seed``, ``per_target_token``, ``faithfulness``, ``options``
+    and the refinement settings (``coarse_granularity``, ``refine_top_k``) to build it
     (defaults: the explainer's). Call ``resume()`` to keep what an earlier run of ``output``
     finished, or ``start_over()`` to replace it; without either, ``run`` refuses an existing
     ``output``.
@@ -86,8 +87,9 @@ class BatchJob:
         refine_top_k: int | None = None,
         plan: Plan | None = None,
         fail_fast: bool = False,
+        faithfulness: bool | dict[str, Any] = False,
     ) -> None:
-        output_format(output)  # a name without a format fails before any work
+        self.format = output_format(output)  # a name without a format fails before any work
         if plan is None:
             plan = explainer.plan(
                 method,
@@ -96,9 +98,11 @@ class BatchJob:
                 per_target_token=per_target_token,
                 coarse_granularity=coarse_granularity,
                 refine_top_k=refine_top_k,
+                faithfulness=faithfulness,
                 **(options or {}),
             )
         self.explainer = explainer
+        self.model_name = explainer.model_name
         self.plan = plan
         self.output = Path(output)
         self.store = PartialStore(self.output)
@@ -131,16 +135,10 @@ class BatchJob:
         if earlier is None:
             return
         changed = []
-        if earlier.get("model") != self.explainer.model_name:
-            changed.append(f"model {earlier.get('model')} -> {self.explainer.model_name}")
+        if earlier.get("model") != self.model_name:
+            changed.append(f"model {earlier.get('model')} -> {self.model_name}")
         try:
-            recorded = Plan.recorded(
-                method=earlier["method"],
-                granularity=earlier["granularity"],
-                params=earlier.get("params"),
-                seed=earlier.get("seed"),
-                per_target_token=earlier.get("per_target_token") is not None,
-            )
+            recorded = recorded_plan(earlier)
         except FairForgeError as exc:
             changed.append(f"the stored rows' settings are not valid now: {exc}")
         else:
@@ -184,21 +182,24 @@ class BatchJob:
                 errors += row["status"] != OK
                 yield row
 
-        n_items = write_rows(self.output, counted(self.store.merged()), layout)
+        n_items = write_rows(self.output, counted(self.store.merged()), layout, fmt=self.format)
         self.store.remove()
         return n_items, errors
 
     def _loop(self, input_file: Path, shard: Shard, limit: int | None) -> None:
         sent: deque[BatchItem] = deque()  # items handed to attribute_rows, row not yet back
         for row in attribute_rows(self.explainer, self.plan, self._items(input_file, shard, limit, sent)):
-            item = sent.popleft()
-            if row["status"] == OK:
-                self.store.append(row)
-                self.on_progress("ok")
-                continue
-            self._failed(item, row)
-            if self.stopped:
+            if not self._take(sent.popleft(), row):
                 return
+
+    def _take(self, item: BatchItem, row: dict[str, Any]) -> bool:
+        """Keep the row of a finished item; False when the job stops here (fail_fast)."""
+        if row["status"] == OK:
+            self.store.append(row)
+            self.on_progress("ok")
+            return True
+        self._failed(item, row)
+        return not self.stopped
 
     def _items(
         self, input_file: Path, shard: Shard, limit: int | None, sent: deque[BatchItem]

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import batch, explain, methods, show
+from . import batch, check, diff, evaluate, explain, merge, methods, report, show
 from .common import State
 
 app = typer.Typer(
@@ -45,8 +45,13 @@ def root(
 
 app.command("explain", epilog=explain.EPILOG)(explain.explain)
 app.command("batch", epilog=batch.EPILOG)(batch.batch)
+app.command("merge", epilog=merge.EPILOG)(merge.merge)
 app.command("show", epilog=show.EPILOG)(show.show)
 app.command("methods", epilog=methods.EPILOG)(methods.methods)
+app.command("evaluate", epilog=evaluate.EPILOG)(evaluate.evaluate)
+app.command("check", epilog=check.EPILOG)(check.check)
+app.command("diff", epilog=diff.EPILOG)(diff.diff)
+app.command("report", epilog=report.EPILOG)(report.report)
 
 
 def main() -> None:

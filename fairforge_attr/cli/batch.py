@@ -13,13 +13,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..types import AttributionMethod, Granularity
 from . import options as o
-from .common import EXIT_FAILED, cli_command, load_explainer, method_options, refinement, stderr_console
+from . import scale
+from .common import (
+    EXIT_FAILED,
+    cli_command,
+    faithfulness_options,
+    load_explainer,
+    method_options,
+    refinement,
+    stderr_console,
+)
+
+if TYPE_CHECKING:
+    from ..batch import BatchJob
+    from ..io import BatchItem
 
 RUN_PANEL = "Run"
 MAX_ERRORS_LOGGED = 20
@@ -31,6 +44,10 @@ Examples:
   ffattr batch in.jsonl out.jsonl --method occlusion --errors bad.jsonl
   ffattr batch in.jsonl out.parquet --resume       # after a kill: the rest
   ffattr batch in.jsonl part-2.parquet --shard 2/8   # CI job 2 of 8
+  ffattr batch in.jsonl out.parquet --faithfulness    # + a faithfulness column
+  ffattr merge part-*.parquet all.parquet --input in.jsonl   # join the shards
+  ffattr batch in.jsonl out/ --backend ray --num-workers 4   # parts in out/
+  ffattr batch in.jsonl out.parquet --backend ray --address auto
 
 Each input line is one JSON object, one of:
 
@@ -87,24 +104,19 @@ def _parse_shard(shard: str | None) -> tuple[int, int]:
 
 @cli_command
 def batch(
-    input_file: Annotated[
-        Path,
-        typer.Argument(
-            metavar="IN.jsonl",
-            exists=True,
-            dir_okay=False,
-            help="One JSON object per line.",
-            show_default=False,
-        ),
-    ],
+    ctx: typer.Context,
+    input_file: o.InputJsonl,
     output: Annotated[
-        Path,
+        str,
         typer.Argument(
-            metavar="OUT", dir_okay=False, help="Results: .parquet, .jsonl or .json.", show_default=False
+            metavar="OUT",
+            help="Results: .parquet, .jsonl or .json, or DIR/ (a folder of Parquet parts).",
+            show_default=False,
         ),
     ],
     model: o.Model = None,
     device: o.Device = None,
+    device_map: scale.DeviceMap = None,
     dtype: o.Dtype = None,
     max_length: o.MaxLength = None,
     method: o.Method = AttributionMethod.LIME,
@@ -117,6 +129,8 @@ def batch(
     baseline: o.Baseline = None,
     option: o.ExtraOptions = None,
     per_target_token: o.PerTargetToken = False,
+    faithfulness: o.Faithfulness = False,
+    faithfulness_option: o.FaithfulnessOptions = None,
     layout: Annotated[
         Layout,
         typer.Option(
@@ -175,6 +189,13 @@ def batch(
             rich_help_panel=RUN_PANEL,
         ),
     ] = None,
+    backend: scale.BackendOpt = scale.Backend.local,
+    address: scale.Address = None,
+    num_workers: scale.NumWorkers = None,
+    gpus_per_worker: scale.GpusPerWorker = 0.0,
+    cpus_per_worker: scale.CpusPerWorker = 1.0,
+    rows_per_task: scale.RowsPerTask = None,
+    verbose: scale.Verbose = False,
 ) -> None:
     """Attribute every item of a JSONL file; write one row per item as it finishes."""
     from ..batch import refuse_existing_output
@@ -182,6 +203,15 @@ def batch(
     from ..io import output_format
 
     output_format(output)
+    scale.check_backend_flags(ctx, backend)
+    ray_args = {
+        "address": address,
+        "num_workers": num_workers,
+        "gpus_per_worker": gpus_per_worker,
+        "cpus_per_worker": cpus_per_worker,
+        "rows_per_task": rows_per_task,
+        "verbose": verbose,
+    }
     shard_index, shard_count = _parse_shard(shard)
     if resume and overwrite:
         raise typer.BadParameter(
@@ -192,7 +222,7 @@ def batch(
             refuse_existing_output(output)
         except InvalidRequestError as exc:
             raise typer.BadParameter(str(exc), param_hint="OUT") from None
-    for path in (output, errors):
+    for path in (Path(output), errors):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
     opts = method_options(
@@ -202,22 +232,32 @@ def batch(
         baseline=baseline,
         extra=option,
     )
+    check = faithfulness_options(faithfulness, faithfulness_option)
     refine = refinement(method, granularity, coarse, refine_top)
-
     from ..batch import BatchJob, count_items
 
-    explainer = load_explainer(model, device=device, dtype=dtype, max_length=max_length)
-    job = BatchJob(
-        explainer,
-        output,
-        method=method,
-        granularity=granularity,
-        seed=seed,
-        per_target_token=per_target_token,
-        options=opts,
+    job_args = {
+        "method": method,
+        "granularity": granularity,
+        "seed": seed,
+        "per_target_token": per_target_token,
+        "options": opts,
+        "fail_fast": on_error is OnError.fail,
+        "faithfulness": check,
         **refine,
-        fail_fast=on_error is OnError.fail,
-    )
+    }
+    model_args = {
+        "device": device,
+        "dtype": dtype,
+        "max_length": max_length,
+        "device_map": scale.parse_device_map(device_map),
+    }
+    if backend is scale.Backend.ray:
+        job = scale.ray_job(
+            output, model_args={"model": model, **model_args}, ray_args=ray_args, job_args=job_args
+        )
+    else:
+        job = BatchJob(load_explainer(model, **model_args), output, **job_args)
     if resume:
         job.resume()
     else:
@@ -230,7 +270,15 @@ def batch(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _run(job, input_file, layout, errors, total, shard, limit) -> int:
+def _run(
+    job: BatchJob,
+    input_file: Path,
+    layout: str,
+    errors: Path | None,
+    total: int,
+    shard: tuple[int, int],
+    limit: int | None,
+) -> int:
     """Run the job with progress on stderr; returns how many items failed."""
     from .progress import BatchProgress
 
@@ -238,7 +286,7 @@ def _run(job, input_file, layout, errors, total, shard, limit) -> int:
     progress = BatchProgress(total, console)
     logged = 0
 
-    def on_error(item, message: str) -> None:
+    def on_error(item: BatchItem, message: str) -> None:
         nonlocal logged
         logged += 1
         if logged <= MAX_ERRORS_LOGGED:
@@ -249,6 +297,8 @@ def _run(job, input_file, layout, errors, total, shard, limit) -> int:
             )
 
     job.on_progress = lambda kind: progress.update(**{kind: 1})
+    if hasattr(job, "on_status"):  # the ray backend says what it starts
+        job.on_status = lambda message: progress.log(message)
     job.on_error = on_error
     start = time.monotonic()
     kept = f"every finished item is kept in {job.store.dir}"

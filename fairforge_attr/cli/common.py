@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +16,10 @@ from rich.text import Text
 from typer.exceptions import TyperException
 
 from ..errors import FairForgeError
+
+if TYPE_CHECKING:
+    from ..api import AttributionExplainer
+    from ..types import AttributionMethod
 
 # Exit codes: 0 success, 1 some items failed / unexpected error, 2 usage or input error.
 EXIT_FAILED = 1
@@ -75,7 +79,14 @@ def cli_command(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_explainer(model: str | None, *, device: str | None, dtype: str | None, max_length: int | None):
+def load_explainer(
+    model: str | None,
+    *,
+    device: str | None,
+    dtype: str | None,
+    max_length: int | None,
+    device_map: str | dict[str, Any] | None = None,
+) -> AttributionExplainer:
     """The library's explainer, without transformers' weight-loading progress bar (noise on a
     command line that loads a local model in a second)."""
     from transformers.utils import logging as hf_logging
@@ -83,11 +94,13 @@ def load_explainer(model: str | None, *, device: str | None, dtype: str | None, 
     from ..api import AttributionExplainer
 
     hf_logging.disable_progress_bar()
-    return AttributionExplainer(model, device=device, dtype=dtype, max_length=max_length)
+    return AttributionExplainer(
+        model, device=device, dtype=dtype, max_length=max_length, device_map=device_map
+    )
 
 
 def method_options(
-    method: Any,
+    method: AttributionMethod | str,
     *,
     n_samples: int | None = None,
     n_steps: int | None = None,
@@ -159,3 +172,31 @@ def refinement(method: Any, granularity: Any, coarse: Any, refine_top: int | Non
         message = str(exc).replace("coarse_granularity", "--coarse").replace("refine_top_k", "--refine-top")
         raise typer.BadParameter(message, param_hint=hint) from None
     return {"coarse_granularity": coarse, "refine_top_k": top_k}
+
+
+def faithfulness_options(enabled: bool, entries: list[str] | None) -> dict[str, Any] | bool:
+    """False, or the faithfulness settings given (validated before any model loads)."""
+    if not enabled and not entries:
+        return False
+    from pydantic import ValidationError
+
+    from ..faithfulness import FaithfulnessOptions
+
+    given: dict[str, Any] = {}
+    for entry in entries or []:
+        name, sep, raw = entry.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise typer.BadParameter(
+                f"expected NAME=VALUE, got {entry!r}", param_hint="--faithfulness-option"
+            )
+        given[name] = _parse_value(raw)
+    try:
+        FaithfulnessOptions(**given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        valid = ", ".join(FaithfulnessOptions.model_fields)
+        raise typer.BadParameter(
+            f"{problems} (settings: {valid})", param_hint="--faithfulness-option"
+        ) from None
+    return given or True

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ..types import AttributionMethod, Granularity
 from . import options as o
-from .common import cli_command, load_explainer, method_options, refinement, stdout_console
+from . import scale
+from .common import (
+    cli_command,
+    faithfulness_options,
+    load_explainer,
+    method_options,
+    refinement,
+    stdout_console,
+)
 
 INPUT_PANEL = "Input"
 
@@ -24,6 +32,7 @@ Examples:
   ffattr explain "Hi" -t "Hello!" --method occlusion --format json
   ffattr explain "Hi" -t "Hello!" --per-target-token --output hi.html
   ffattr explain --messages rag.json -t "1889." --method occlusion --coarse sentence --refine-top 5
+  ffattr explain "Hi" -t "Hello!" --faithfulness     # can I trust these scores?
 
 Scores are in nats of log p(target): red units raised the target's log-probability, blue ones lowered it.
 """
@@ -83,6 +92,7 @@ def explain(
     ] = 64,
     model: o.Model = None,
     device: o.Device = None,
+    device_map: scale.DeviceMap = None,
     dtype: o.Dtype = None,
     max_length: o.MaxLength = None,
     method: o.Method = AttributionMethod.LIME,
@@ -95,7 +105,10 @@ def explain(
     baseline: o.Baseline = None,
     option: o.ExtraOptions = None,
     per_target_token: o.PerTargetToken = False,
+    faithfulness: o.Faithfulness = False,
+    faithfulness_option: o.FaithfulnessOptions = None,
     top_k: o.TopK = 10,
+    show_uncertainty: o.ShowUncertainty = False,
     fmt: o.FormatOpt = o.Format.text,
     output: Annotated[
         Path | None,
@@ -127,10 +140,16 @@ def explain(
         baseline=baseline,
         extra=option,
     )
-
+    check = faithfulness_options(faithfulness, faithfulness_option)
     refine = refinement(method, granularity, coarse, refine_top)
 
-    explainer = load_explainer(model, device=device, dtype=dtype, max_length=max_length)
+    explainer = load_explainer(
+        model,
+        device=device,
+        dtype=dtype,
+        max_length=max_length,
+        device_map=scale.parse_device_map(device_map),
+    )
     result = explainer.explain(
         messages,
         target_text,
@@ -141,6 +160,7 @@ def explain(
         per_target_token=per_target_token,
         max_new_tokens=max_new_tokens,
         **refine,
+        faithfulness=check,
         **opts,
     )
     if output is not None:
@@ -158,10 +178,13 @@ def explain(
         top_k,
         per_target_token=per_target_token,
         model_note="built-in demo" if model is None else None,
+        show_uncertainty=show_uncertainty,
     )
 
 
-def _input(message, system, messages_file, raw) -> tuple[list[dict] | None, str | None]:
+def _input(
+    message: str | None, system: str | None, messages_file: str | None, raw: bool
+) -> tuple[list[dict[str, Any]] | None, str | None]:
     if messages_file is not None:
         if message is not None or system is not None or raw:
             raise typer.BadParameter(
@@ -185,7 +208,7 @@ def _input(message, system, messages_file, raw) -> tuple[list[dict] | None, str 
     return [*messages, {"role": "user", "content": message}], None
 
 
-def _target(target, target_file) -> str | None:
+def _target(target: str | None, target_file: Path | None) -> str | None:
     if target is not None and target_file is not None:
         raise typer.BadParameter("give either --target or --target-file, not both", param_hint="--target")
     if target_file is None:

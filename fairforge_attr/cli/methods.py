@@ -25,6 +25,8 @@ Cost is counted in sequences the model scores (perturbation methods; the engine 
 
 def describe(spec: Any) -> dict[str, Any]:
     """One registry entry as plain data (what --format json prints)."""
+    from ..faithfulness import cost_formula
+
     fields = spec.options_model.model_fields
     return {
         "method": spec.method.value,
@@ -34,6 +36,7 @@ def describe(spec: Any) -> dict[str, Any]:
         "paper": spec.paper,
         "has_convergence_delta": spec.has_convergence_delta,
         "uses_seed": spec.uses_seed,
+        "faithfulness_cost": cost_formula(),
         "options": {
             name: {"default": f.get_default(call_default_factory=True), "description": f.description or ""}
             for name, f in fields.items()
@@ -69,7 +72,24 @@ def methods(
         defaults = "\n".join(f"{k}={_short(v['default'])}" for k, v in row["options"].items()) or "-"
         table.add_row(name, row["cost"], defaults, row["paper"])
     console.print(table)
+    console.print(_faithfulness_costs())
     console.print("[dim]ffattr methods NAME: one method, every option explained.[/dim]")
+
+
+def _faithfulness_costs() -> Table:
+    from ..faithfulness import METRIC_COSTS, cost_formula
+
+    table = Table(
+        title="faithfulness checks (--faithfulness, ffattr evaluate): cost per item, forward passes only",
+        title_justify="left",
+        caption=cost_formula() + "; identical masks are scored once, so short prompts cost less",
+        caption_justify="left",
+    )
+    table.add_column("figure", no_wrap=True)
+    table.add_column("sequences scored")
+    for name, cost in METRIC_COSTS:
+        table.add_row(name, cost)
+    return table
 
 
 def _short(value: Any) -> str:

@@ -141,6 +141,36 @@ PerTargetToken = Annotated[
         rich_help_panel=METHOD_PANEL,
     ),
 ]
+Faithfulness = Annotated[
+    bool,
+    typer.Option(
+        "--faithfulness",
+        help="Also measure how well the scores predict removals: deletion/insertion AUC, "
+        "comprehensiveness, sufficiency, LDS, each against random orderings (forward passes only; "
+        "cost: ffattr methods).",
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+FaithfulnessOptions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--faithfulness-option",
+        metavar="NAME=VALUE",
+        help="A faithfulness setting (repeatable): n_ablations, keep_probability, n_random, top_k, seed, "
+        "baseline. Implies --faithfulness.",
+        show_default=False,
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+ShowUncertainty = Annotated[
+    bool,
+    typer.Option(
+        "--show-uncertainty",
+        help="Add each score's standard error (± s.e.) to the top-units table: the sampling "
+        "uncertainty of lime, kernel_shap and sobol (always stored in JSON/Parquet results).",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+]
 TopK = Annotated[
     int,
     typer.Option("--top-k", "-k", min=0, help="Rows of the top-units table.", rich_help_panel=OUTPUT_PANEL),
@@ -160,6 +190,25 @@ FormatOpt = Annotated[
         case_sensitive=False,
         help="text: coloured terminal view; json: machine-readable, on stdout only.",
         rich_help_panel=OUTPUT_PANEL,
+    ),
+]
+ResultsFile = Annotated[
+    Path,
+    typer.Argument(
+        metavar="RESULTS",
+        dir_okay=False,
+        help="A result file: ffattr batch output (.parquet, .jsonl, .json) or explain --output JSON.",
+        show_default=False,
+    ),
+]
+InputJsonl = Annotated[
+    Path,
+    typer.Argument(
+        metavar="IN.jsonl",
+        exists=True,
+        dir_okay=False,
+        help="One JSON object per line (see ffattr batch --help).",
+        show_default=False,
     ),
 ]
 ExistingFile = Annotated[

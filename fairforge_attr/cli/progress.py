@@ -15,8 +15,17 @@ class BatchProgress:
     """Counts items: computed (ok or failed) and skipped (already in the output: --resume).
     Speed and ETA count computed items only."""
 
-    def __init__(self, total: int, console: Console, *, live: bool | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        console: Console,
+        *,
+        live: bool | None = None,
+        label: str = "ffattr batch",
+        unit: str = "items",
+    ) -> None:
         self.total = total
+        self.label, self.unit = label, unit
         self.console = console
         self.ok = self.failed = self.skipped = 0
         self._start = time.monotonic()
@@ -25,7 +34,7 @@ class BatchProgress:
         self._bar: Progress | None = None
         if self._live:
             self._bar = Progress(
-                TextColumn("[bold]ffattr batch"),
+                TextColumn(f"[bold]{label}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}"),
@@ -59,7 +68,7 @@ class BatchProgress:
             self._bar.update(
                 self._task,
                 completed=self.done,
-                rate=f"{self.rate():.1f} items/s",
+                rate=f"{self.rate():.1f} {self.unit}/s",
                 eta=self.eta(),
                 failed=f"{self.failed} failed" if self.failed else "",
             )
@@ -70,8 +79,8 @@ class BatchProgress:
     def line(self) -> str:
         extra = f", {self.skipped} already done" if self.skipped else ""
         return (
-            f"ffattr batch: {self.done}/{self.total} items ({self.failed} failed{extra}) · "
-            f"{self.rate():.1f} items/s · ETA {self.eta()}"
+            f"{self.label}: {self.done}/{self.total} {self.unit} ({self.failed} failed{extra}) · "
+            f"{self.rate():.1f} {self.unit}/s · ETA {self.eta()}"
         )
 
     def log(self, message: str, style: str | None = None) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.panel import Panel
 from rich.rule import Rule
 from rich.text import Text
@@ -15,6 +16,9 @@ from rich.text import Text
 from ..errors import InvalidRequestError
 from . import options as o
 from .common import cli_command, stdout_console
+
+if TYPE_CHECKING:
+    from ..render.summary import Summary
 
 EPILOG = """\
 Examples:
@@ -24,6 +28,7 @@ Examples:
   ffattr show results.jsonl --first 5 --top-k 5
   ffattr show results.parquet --first 0    # the summary only
   ffattr show result.json                  # from: ffattr explain --output
+  ffattr show out/                         # a folder of Parquet parts
 
 A file of the long layout (ffattr batch --layout long) keeps no prompt: its items are drawn as top-k tables.
 """
@@ -34,7 +39,9 @@ def show(
     file: Annotated[
         Path,
         typer.Argument(
-            exists=True, dir_okay=False, help="A result file (.parquet, .jsonl or .json).", show_default=False
+            exists=True,
+            help="A result file (.parquet, .jsonl or .json) or a folder of Parquet parts.",
+            show_default=False,
         ),
     ],
     ids: Annotated[
@@ -45,6 +52,7 @@ def show(
         int, typer.Option("--first", "-n", min=0, help="Without --id: draw the first N items.")
     ] = 1,
     top_k: o.TopK = 10,
+    show_uncertainty: o.ShowUncertainty = False,
     per_target_token: o.PerTargetToken = False,
     summary: Annotated[bool, typer.Option("--summary/--no-summary", help="The table over all items.")] = True,
     fmt: o.FormatOpt = o.Format.text,
@@ -79,7 +87,7 @@ def show(
         return
     console = stdout_console()
     for row in selected:
-        _draw(console, row, results.layout, top_k, per_target_token)
+        _draw(console, row, results.layout, top_k, per_target_token, show_uncertainty)
     if summary:
         from ..render.summary import summary_table
 
@@ -87,7 +95,14 @@ def show(
         console.print(summary_table(totals))
 
 
-def _draw(console, row: dict[str, Any], layout: str, top_k: int, per_target_token: bool) -> None:
+def _draw(
+    console: Console,
+    row: dict[str, Any],
+    layout: str,
+    top_k: int,
+    per_target_token: bool,
+    show_uncertainty: bool,
+) -> None:
     from ..io.schema import OK, row_to_result
     from ..render.terminal import footer, render, role_table, top_k_table
 
@@ -103,14 +118,14 @@ def _draw(console, row: dict[str, Any], layout: str, top_k: int, per_target_toke
     result = row_to_result(row)
     if layout == "long":  # the long layout keeps units but not the prompt they came from
         console.print(Text(f"target: {result.target}"))
-        console.print(top_k_table(result, top_k))
+        console.print(top_k_table(result, top_k, show_uncertainty))
         console.print(role_table(result))
         console.print(footer(result))
         return
-    render(result, console, top_k, per_target_token=per_target_token)
+    render(result, console, top_k, per_target_token=per_target_token, show_uncertainty=show_uncertainty)
 
 
-def _summary_dict(s) -> dict[str, Any]:
+def _summary_dict(s: Summary) -> dict[str, Any]:
     return {
         "items": s.items,
         "ok": s.ok,

@@ -12,8 +12,12 @@ an int token id, or any other string that the tokenizer encodes as exactly one t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 HIDE = "hide"
 
@@ -28,7 +32,8 @@ class Baseline:
         return self.token_id is None
 
 
-def resolve_baseline(tokenizer, spec: str | int | None, vocab_size: int) -> Baseline:
+def resolve_baseline(tokenizer: PreTrainedTokenizerBase, spec: str | int | None, vocab_size: int) -> Baseline:
+    """The baseline a ``baseline`` option names (see the module docstring for the accepted values)."""
     if spec is None or spec == "pad":
         for name in ("pad", "unk", "eos"):
             tid = getattr(tokenizer, f"{name}_token_id", None)

@@ -24,7 +24,7 @@ the model runs in float16; the forward casts them to the model's dtype. The log-
 taken in float32 (``target_log_probs``), so the backward starts from d log p / d logits =
 onehot - softmax, bounded by 1 in magnitude: float16 cannot overflow there, which is why no
 loss scaling is applied. An overflow inside the model gives inf/NaN in the rows it hit, which
-the runner detects and recomputes in float32.
+the scorer (``scorer.score_items``) detects and recomputes in float32.
 
 Counts are honest: for each item, the forward passes and the backward passes its rows took
 part in, and its rows (sequences). A pass that ran out of memory is not counted: it is redone
@@ -47,7 +47,7 @@ from .scoring import Engine, is_out_of_memory
 
 
 @contextmanager
-def _frozen_parameters(model) -> Iterator[None]:
+def _frozen_parameters(model: torch.nn.Module) -> Iterator[None]:
     """Weights need no gradient: without it autograd keeps far fewer activations alive."""
     flags = [(p, p.requires_grad) for p in model.parameters()]
     for p, _ in flags:
@@ -56,7 +56,10 @@ def _frozen_parameters(model) -> Iterator[None]:
         yield
     finally:
         for p, flag in flags:
-            p.requires_grad_(flag)
+            # a weight that accelerate's offload hooks re-created inside an inference_mode
+            # pass is an inference tensor: it can take no gradient, and needs none
+            if not p.is_inference():
+                p.requires_grad_(flag)
 
 
 class ItemEmbeddings:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from typing import Any
 
 import torch
 
@@ -23,7 +24,7 @@ import torch
 class PrefixCache:
     """How to run a prefix and reuse its cache with one model; ``supported`` says whether to."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
         params = inspect.signature(model.forward).parameters
         self.cache_kwarg = next((k for k in ("cache", "past_key_values") if k in params), None)
         self.supported = self.cache_kwarg is not None and "position_ids" in params
@@ -37,7 +38,7 @@ class PrefixCache:
     def disable(self) -> None:
         self.supported = False
 
-    def run_prefix(self, ids: torch.Tensor, mask: torch.Tensor | None):
+    def run_prefix(self, ids: torch.Tensor, mask: torch.Tensor | None) -> Any:
         """The model's cache after ``ids`` [1, P] (``mask`` [1, P], 0 = hidden; None: none
         hidden, decided on the host so that no device value is waited for)."""
         p = ids.shape[1]
@@ -62,7 +63,7 @@ class PrefixCache:
         return cache
 
     @staticmethod
-    def cut(cache, length: int):
+    def cut(cache: Any, length: int) -> Any:
         """A new cache holding the first ``length`` positions of ``cache`` (views; ``cache``
         itself is left as it is, so it can be cut again), or None for a cache this cannot
         cut safely (sliding-window, quantised or static layers keep positions differently)."""
@@ -81,7 +82,7 @@ class PrefixCache:
             return tuple(tuple(t[:, :, :length] for t in layer) for layer in cache)
         return None
 
-    def expand(self, cache, rows: int):
+    def expand(self, cache: Any, rows: int) -> Any:
         """The prefix cache seen by ``rows`` rows."""
         layers = getattr(cache, "layers", None)
         if layers and all(isinstance(getattr(layer, "keys", None), torch.Tensor) for layer in layers):
@@ -98,7 +99,7 @@ class PrefixCache:
         raise RuntimeError(f"cannot expand a {type(cache).__name__} to {rows} rows")
 
 
-def _forget_updates(layer) -> None:
+def _forget_updates(layer: Any) -> None:
     """Make a plain cache layer hand back prefix + new keys/values without storing them.
 
     A chunk's own keys/values are needed only inside each layer's attention; stored, they
@@ -113,7 +114,9 @@ def _forget_updates(layer) -> None:
         return
     keys, values = layer.keys, layer.values
 
-    def update(key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+    def update(
+        key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.cat([keys, key_states], dim=-2), torch.cat([values, value_states], dim=-2)
 
     layer.update = update

@@ -34,6 +34,7 @@ from ..errors import EngineOutOfMemoryError
 from ..prompt import EncodedInput
 from .anchor import anchor_length, first_change_order, plan_anchored, split_anchored, worth_anchoring
 from .baseline import Baseline
+from .devices import input_device, token_budget_for
 from .objective import masked_target_log_probs
 from .packing import (
     Budgets,
@@ -113,22 +114,24 @@ class Engine:
 
     def __init__(
         self,
-        model,
+        model: torch.nn.Module,
         *,
         token_budget: int | None = None,
         logit_budget: int | None = None,
         prefix_cache: bool = True,
         anchor: bool = True,
-    ):
+    ) -> None:
         self.model = model.eval()  # dropout off: same input, same scores
-        param = next(model.parameters())
-        self.device = param.device
-        self.dtype = param.dtype
+        # inputs go where the input embeddings run (the first device of a device_map)
+        self.device = input_device(model)
+        self.dtype = next(model.parameters()).dtype
         params = inspect.signature(model.forward).parameters
         self._logits_to_keep = "logits_to_keep" in params
         self._position_ids = "position_ids" in params
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
-        self.token_budget = token_budget or DEFAULT_TOKEN_BUDGET.get(self.device.type, 16384)
+        self.token_budget = token_budget or token_budget_for(
+            model, DEFAULT_TOKEN_BUDGET.get(self.device.type, 16384)
+        )
         self.logit_budget = logit_budget or DEFAULT_LOGIT_BUDGET
         self.prefix = PrefixCache(model)
         if not (prefix_cache and self._position_ids):
@@ -254,7 +257,13 @@ class Engine:
     def _budgets(self) -> Budgets:
         return Budgets(self.token_budget, self.logit_budget, self.vocab_size, self.prefix.supported)
 
-    def _run_anchored(self, tables: list[RowTable], t: int, pending, forwards) -> None:
+    def _run_anchored(
+        self,
+        tables: list[RowTable],
+        t: int,
+        pending: list[tuple[Chunk, torch.Tensor]],
+        forwards: list[int],
+    ) -> None:
         """Score table ``t`` against its anchor (``anchor.py``); without one (the model's cache
         cannot be cut, or the cached pass fails), by the shared-prefix plan."""
         table = tables[t]
@@ -280,7 +289,14 @@ class Engine:
         for chunk in plan_anchored(t, table, self._budgets()):
             self._run_chunk(tables, chunk, pending, forwards, anchor)
 
-    def _run_chunk(self, tables, chunk: Chunk, pending, forwards, anchor=None) -> None:
+    def _run_chunk(
+        self,
+        tables: list[RowTable],
+        chunk: Chunk,
+        pending: list[tuple[Chunk, torch.Tensor]],
+        forwards: list[int],
+        anchor: Any = None,
+    ) -> None:
         if chunk.prefix and not self.prefix.supported:  # a cached pass failed since planning
             chunk = _without_prefix(chunk)
         try:
@@ -324,7 +340,7 @@ class Engine:
         self.prefix.disable()
         return True
 
-    def _forward(self, batch: ChunkTensors, prefix: int, anchor=None) -> torch.Tensor:
+    def _forward(self, batch: ChunkTensors, prefix: int, anchor: Any = None) -> torch.Tensor:
         """[rows, longest target] float32 log-probs (left of a shorter target: 0), on the
         model's device. ``anchor``: a cache holding at least the ``prefix`` first positions
         (then the prefix is not run again)."""

@@ -26,8 +26,9 @@ rounding (tested to 1e-4).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -36,13 +37,21 @@ _state = threading.local()
 _registered = False
 
 
-def _sdpa():
+def _sdpa() -> Callable[..., tuple[torch.Tensor, torch.Tensor | None]]:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     return sdpa_attention_forward
 
 
-def _lse_attention(q, k, v, *, causal: bool, mask: torch.Tensor | None, scale: float | None):
+def _lse_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool,
+    mask: torch.Tensor | None,
+    scale: float | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(output [b, h, q, d], log-sum-exp [b, h, q]) of one SDPA call."""
     return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
         q, k, v, 0.0, causal, attn_mask=mask, scale=scale
@@ -50,7 +59,14 @@ def _lse_attention(q, k, v, *, causal: bool, mask: torch.Tensor | None, scale: f
 
 
 def prefix_attention(
-    module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """The attention function transformers calls while :func:`shared_prefix` is active."""
     prefix = getattr(_state, "prefix", 0)
@@ -109,14 +125,14 @@ def _register() -> None:
     _registered = True
 
 
-def supported(model) -> bool:
+def supported(model: torch.nn.Module) -> bool:
     """Whether ``model`` attends through transformers' ``sdpa`` (the only one this replaces)."""
     config = getattr(model, "config", None)
     return getattr(config, "_attn_implementation", None) == "sdpa"
 
 
 @contextmanager
-def shared_prefix(model, prefix: int, causal_only: bool) -> Iterator[None]:
+def shared_prefix(model: torch.nn.Module, prefix: int, causal_only: bool) -> Iterator[None]:
     """Within this block, ``model``'s attention treats the first ``prefix`` keys as shared by
     every row and hidden from none (see the module doc). ``causal_only``: no token after the
     prefix is hidden or padded either, so the mask transformers builds is the causal one."""

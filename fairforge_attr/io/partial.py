@@ -10,6 +10,7 @@ OUT, and the folder is removed.
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import os
 import shutil
@@ -76,9 +77,11 @@ class PartialStore:
             self._run = None
 
     def merged(self) -> Iterator[dict[str, Any]]:
-        """Every item once, in input-line order (each run is written in that order)."""
+        """Every item once, in input-line order. The local loop writes each run in that order;
+        a distributed backend writes rows in the order they come back, and such a run is read
+        back through an index of (line, byte offset) sorted by line (memory: the index only)."""
         winners = self.winners()
-        streams = [_keyed(run, path) for run, path in enumerate(self.runs())]
+        streams = [_in_line_order(run, path) for run, path in enumerate(self.runs())]
         emitted: set[str] = set()
         for _, run, row in heapq.merge(*streams, key=lambda t: (t[0], t[1])):
             # .get: a row appended after winners() was read (a run still writing) counts as is
@@ -96,19 +99,35 @@ class PartialStore:
             shutil.rmtree(trash, ignore_errors=True)
 
 
-def _keyed(run: int, path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    for row in _read_run(path):
-        yield row.get("line") or 0, run, row
+def _in_line_order(run: int, path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(line, run, row) for every row of a run, by line."""
+    index = [(row.get("line") or 0, offset) for offset, row in _read_run_at(path)]
+    if all(a[0] <= b[0] for a, b in itertools.pairwise(index)):
+        for row in _read_run(path):
+            yield row.get("line") or 0, run, row
+        return
+    with open(path, "rb") as f:
+        for line, offset in sorted(index):
+            f.seek(offset)
+            yield line, run, json.loads(f.readline())
 
 
 def _read_run(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for text in f:
-            if not text.endswith("\n"):
+    for _, row in _read_run_at(path):
+        yield row
+
+
+def _read_run_at(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(byte offset, row) of every complete row of a run file."""
+    offset = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            start, offset = offset, offset + len(raw)
+            if not raw.endswith(b"\n"):
                 return  # torn write of a killed run: that item was not finished
             try:
-                row = json.loads(text)
-            except json.JSONDecodeError:
+                row = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 continue
             if isinstance(row, dict) and "id" in row:
-                yield row
+                yield start, row

@@ -9,11 +9,15 @@ documents every column; keep the two in step.
 from __future__ import annotations
 
 import json
+import types
+import typing
 from collections.abc import Iterator
 from typing import Any, get_origin
 
 import pyarrow as pa
+from pydantic import BaseModel
 
+from ..faithfulness.types import Faithfulness
 from ..results import AttributionResult, ResultMetadata
 
 OK = "ok"
@@ -30,6 +34,7 @@ _UNIT_FIELDS = [
     pa.field("char_end", pa.int32()),
     pa.field("refined", pa.bool_()),
     pa.field("coarse_position", pa.int32()),
+    pa.field("std_error", pa.float64()),
 ]
 UNIT_KEYS = [f.name for f in _UNIT_FIELDS]
 _STAGE = pa.struct(
@@ -58,6 +63,29 @@ _ROLE_TOTAL = pa.struct(
         pa.field("abs_score", pa.float64()),
     ]
 )
+
+_ARROW_SCALARS = {float: pa.float64(), int: pa.int64(), str: pa.string(), bool: pa.bool_()}
+
+
+def _arrow_type(annotation: Any) -> pa.DataType:
+    """The Arrow type of a pydantic field's annotation (scalars, optionals, lists of them)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _arrow_type(inner)
+    if origin is list:
+        return pa.list_(_arrow_type(typing.get_args(annotation)[0]))
+    return _ARROW_SCALARS[annotation]
+
+
+def arrow_struct(model: type[BaseModel]) -> pa.StructType:
+    """A typed struct column with one field per model field, so the column cannot drift from
+    the model it stores."""
+    return pa.struct([pa.field(name, _arrow_type(f.annotation)) for name, f in model.model_fields.items()])
+
+
+# The faithfulness of an item (explain/batch --faithfulness), as typed columns, not JSON text.
+FAITHFULNESS_TYPE = arrow_struct(Faithfulness)
 
 _ITEM_FIELDS = [
     pa.field("id", pa.string(), nullable=False),
@@ -107,6 +135,7 @@ WIDE_SCHEMA = pa.schema(
         ),
         pa.field("coarse_units", pa.list_(pa.struct(_UNIT_FIELDS))),
         pa.field("refinement", _REFINEMENT),
+        pa.field("faithfulness", FAITHFULNESS_TYPE),
         pa.field("meta", pa.string()),
     ],
     metadata={b"fairforge_attr.layout": b"wide"},
@@ -118,6 +147,7 @@ LONG_SCHEMA = pa.schema(
         pa.field("target", pa.string()),
         *_UNIT_FIELDS,
         *_RUN_FIELDS,
+        pa.field("faithfulness", FAITHFULNESS_TYPE),
         pa.field("meta", pa.string()),
     ],
     metadata={b"fairforge_attr.layout": b"long"},
@@ -166,6 +196,7 @@ def result_row(
             else [a.model_dump(include=set(UNIT_KEYS)) for a in result.coarse_attributions]
         ),
         "refinement": None if m.refinement is None else m.refinement.model_dump(mode="json"),
+        "faithfulness": None if result.faithfulness is None else result.faithfulness.model_dump(),
         "meta": meta,
     }
 
@@ -209,7 +240,7 @@ def wide_from_long(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Regroup the long rows of one item into a wide row (prompt and messages are unknown)."""
     row: dict[str, Any] = dict.fromkeys(WIDE_SCHEMA.names)
     row.update({k: v for k, v in rows[0].items() if k in WIDE_SCHEMA.names and k not in UNIT_KEYS})
-    row["units"] = [{k: r[k] for k in UNIT_KEYS} for r in rows if r.get("text") is not None]
+    row["units"] = [{k: r.get(k) for k in UNIT_KEYS} for r in rows if r.get("text") is not None]
     return row
 
 
@@ -269,6 +300,7 @@ def row_to_result(row: dict[str, Any]) -> AttributionResult:
             "granularity": row["granularity"],
             "attributions": units,
             "per_target_token": row.get("per_target_token"),
+            "faithfulness": row.get("faithfulness"),
             "metadata": metadata,
             "coarse_attributions": row.get("coarse_units"),
         }
@@ -277,11 +309,13 @@ def row_to_result(row: dict[str, Any]) -> AttributionResult:
 
 __all__ = [
     "ERROR",
+    "FAITHFULNESS_TYPE",
     "LONG_SCHEMA",
     "OK",
     "SCHEMAS",
     "UNIT_KEYS",
     "WIDE_SCHEMA",
+    "arrow_struct",
     "error_row",
     "from_arrow",
     "layout_of",

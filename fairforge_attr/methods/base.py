@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from ..engine import Baseline, Engine
     from ..plan import Plan
     from ..prompt import EncodedInput
@@ -35,6 +37,7 @@ class RawScores:
     convergence_delta: float | None = None
     warnings: list[str] = field(default_factory=list)
     refinement: RefinementRaw | None = None  # coarse-to-fine runs only (``refine.py``)
+    std_error: torch.Tensor | None = None  # [n_units], sampled perturbation methods only
 
     def finite(self) -> bool:
         ok = bool(torch.isfinite(self.scores).all()) and bool(
@@ -57,12 +60,12 @@ class BaselineRule(Protocol):
     takes none) and the parameters that record it in every result (e.g. ``removal``)."""
 
     def __call__(
-        self, tokenizer: Any, options: BaseModel, vocab_size: int
+        self, tokenizer: PreTrainedTokenizerBase, options: BaseModel, vocab_size: int
     ) -> tuple[Baseline | None, dict[str, str]]: ...
 
 
 def no_baseline(
-    tokenizer: Any, options: BaseModel, vocab_size: int
+    tokenizer: PreTrainedTokenizerBase, options: BaseModel, vocab_size: int
 ) -> tuple[Baseline | None, dict[str, str]]:
     """The rule of methods that take no baseline."""
     return None, {}

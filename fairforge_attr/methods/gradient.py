@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -63,6 +63,9 @@ from ..engine.baseline import HIDE, Baseline, resolve_baseline
 from ..engine.gradients import ItemEmbeddings
 from ..errors import InvalidRequestError
 from .quadrature import Rule, min_steps, quadrature
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 ZERO = "zero"
 COMPLETENESS_TOLERANCE = 0.05  # |convergence_delta| above this share of the gap warns
@@ -169,7 +172,9 @@ def sum_into_units(token_scores: torch.Tensor, token_units: torch.Tensor, n_unit
     return out.index_add_(1, token_units.cpu(), token_scores.double().cpu())
 
 
-def resolve_embedding_baseline(tokenizer, spec: str | int, vocab_size: int) -> Baseline:
+def resolve_embedding_baseline(
+    tokenizer: PreTrainedTokenizerBase, spec: str | int, vocab_size: int
+) -> Baseline:
     """A baseline token for the path methods; ``token_id=None`` means the zero embedding."""
     if spec == ZERO:
         return Baseline(None, "zero embedding")
@@ -286,15 +291,15 @@ class GradientMethod:
         return second - first.square()
 
 
-def _one(options: Any) -> int:
+def _one(options: BaseModel) -> int:
     return 1
 
 
-def _n_steps(options: Any) -> int:
+def _n_steps(options: IntegratedGradientsOptions) -> int:
     return options.n_steps
 
 
-def _n_samples(options: Any) -> int:
+def _n_samples(options: GradientShapOptions | NoiseTunnelOptions) -> int:
     return options.n_samples
 
 

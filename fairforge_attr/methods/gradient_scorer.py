@@ -22,6 +22,8 @@ from .gradient import COMPLETENESS_TOLERANCE, GradientMethod, PointRequest, Poin
 from .gradient import resolve_embedding_baseline as _resolve_embedding
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from ..plan import Plan
     from ..prompt import EncodedInput
 
@@ -56,7 +58,7 @@ def completeness_warning(delta: float, gap: float) -> list[str]:
 
 
 def embedding_baseline(
-    tokenizer: Any, options: BaseModel, vocab_size: int
+    tokenizer: PreTrainedTokenizerBase, options: BaseModel, vocab_size: int
 ) -> tuple[Baseline, dict[str, str]]:
     """The path methods' starting embedding (the ``baseline`` option), recorded as
     ``baseline_embedding``."""

@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..results import AttributionResult
-from .colors import score_rgb
+from .colors import score_rgb, text_hex
 
 CELL = 6  # "+0.12" plus padding
 LABEL = 14
@@ -41,7 +41,7 @@ def per_target_token_table(result: AttributionResult, width: int = 100) -> Table
     for token, row in zip(ptt.target_tokens, ptt.scores):
         cells = []
         for i in columns:
-            r, g, b = score_rgb(row[i] / peak)
-            cells.append(Text(f"{row[i]:+.2f}", style=f"black on rgb({r},{g},{b})"))
+            rgb = score_rgb(row[i] / peak)
+            cells.append(Text(f"{row[i]:+.2f}", style=f"{text_hex(rgb)} on rgb({rgb[0]},{rgb[1]},{rgb[2]})"))
         table.add_row(_label(token, LABEL), *cells)
     return table

@@ -40,3 +40,25 @@ def refinement_note(result: AttributionResult) -> str:
         f"refined {len(r.refined)} of {coarse.n_units} {r.coarse_granularity.value}s "
         f"({coarse.n_sequences} + {fine.n_sequences} sequences); dim units not refined"
     )
+
+
+def footer_parts(result: AttributionResult, model_note: str | None = None) -> list[str]:
+    """How a result was computed, in short phrases (the terminal footer, the HTML meta line):
+    method, granularity, model, cost, f(x), and any convergence gap, generated target, warning."""
+    m = result.metadata
+    parts = [
+        result.method.value,
+        result.granularity.value,
+        f"{m.model} ({model_note})" if model_note else m.model,
+        f"{m.n_forward} forward",
+        f"{m.n_sequences} sequences",
+        f"{m.compute_time_seconds:.2f}s",
+        f"log p(target) = {m.target_log_prob:.3f}",
+    ]
+    if m.refinement is not None:
+        parts.append(refinement_note(result))
+    if m.convergence_delta is not None:
+        parts.append(f"convergence delta {m.convergence_delta:+.3g}")
+    if m.target_generated:
+        parts.append("generated target")
+    return parts + list(m.warnings)

@@ -14,8 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..results import AttributionResult
-from .colors import score_rgb
-from .segments import message_texts, pieces, refinement_note
+from .colors import score_rgb, text_hex
+from .segments import footer_parts, message_texts, pieces
 
 BAR_WIDTH = 12
 
@@ -26,8 +26,8 @@ def stderr_console() -> Console:
 
 
 def _style(normalized: float) -> str:
-    r, g, b = score_rgb(normalized)
-    return f"black on rgb({r},{g},{b})"
+    rgb = score_rgb(normalized)
+    return f"{text_hex(rgb)} on rgb({rgb[0]},{rgb[1]},{rgb[2]})"
 
 
 def heatmap(result: AttributionResult) -> Group:
@@ -61,23 +61,23 @@ def _bar(normalized: float) -> Text:
     return Text("█" * cells, style=colour)
 
 
-def top_k_table(result: AttributionResult, k: int = 10) -> Table:
+def top_k_table(result: AttributionResult, k: int = 10, show_uncertainty: bool = False) -> Table:
+    """Rank, unit, role, score, normalised score and a bar; with ``show_uncertainty``, each
+    score's standard error too ("-" for methods that do not sample)."""
     table = Table(title=f"top {k} units by |score|", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("unit")
     table.add_column("role")
     table.add_column("score", justify="right")
+    if show_uncertainty:
+        table.add_column("± s.e.", justify="right")
     table.add_column("normalized", justify="right")
     table.add_column("", no_wrap=True)
     for rank, a in enumerate(result.get_top_k(k), 1):
-        table.add_row(
-            str(rank),
-            repr(a.text),
-            a.role,
-            f"{a.score:+.4f}",
-            f"{a.normalized_score:+.3f}",
-            _bar(a.normalized_score),
-        )
+        cells = [str(rank), repr(a.text), a.role, f"{a.score:+.4f}"]
+        if show_uncertainty:
+            cells.append("-" if a.std_error is None else f"{a.std_error:.4f}")
+        table.add_row(*cells, f"{a.normalized_score:+.3f}", _bar(a.normalized_score))
     return table
 
 
@@ -98,24 +98,11 @@ def role_table(result: AttributionResult) -> Table:
 def footer(result: AttributionResult, model_note: str | None = None) -> Text:
     """One line: method, granularity, model, cost and f(x). ``model_note`` is appended to the
     model's name (e.g. "built-in demo")."""
-    m = result.metadata
-    model = f"{m.model} ({model_note})" if model_note else m.model
-    parts = [
-        result.method.value,
-        result.granularity.value,
-        model,
-        f"{m.n_forward} forward",
-        f"{m.n_sequences} sequences",
-        f"{m.compute_time_seconds:.2f}s",
-        f"log p(target) = {m.target_log_prob:.3f}",
-    ]
-    if m.refinement is not None:
-        parts.append(refinement_note(result))
-    if m.convergence_delta is not None:
-        parts.append(f"convergence delta {m.convergence_delta:+.3g}")
-    if m.target_generated:
-        parts.append("generated target")
-    parts.extend(m.warnings)
+    parts = footer_parts(result, model_note)
+    if result.faithfulness is not None:
+        from .faithfulness import faithfulness_line
+
+        parts.append(faithfulness_line(result.faithfulness))
     return Text(" · ".join(parts), style="dim")
 
 
@@ -126,15 +113,20 @@ def render(
     *,
     per_target_token: bool = False,
     model_note: str | None = None,
+    show_uncertainty: bool = False,
 ) -> None:
     """Heatmap, top-k table and footer; with ``per_target_token``, the target x input matrix too
     (when the result has one)."""
     console = console or Console()
     console.print(heatmap(result))
-    console.print(top_k_table(result, top_k))
+    console.print(top_k_table(result, top_k, show_uncertainty))
     console.print(role_table(result))
     if per_target_token and result.per_target_token is not None:
         from .matrix import per_target_token_table
 
         console.print(per_target_token_table(result, console.width))
+    if result.faithfulness is not None:
+        from .faithfulness import faithfulness_table
+
+        console.print(faithfulness_table(result.faithfulness))
     console.print(footer(result, model_note))

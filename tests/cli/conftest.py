@@ -25,18 +25,6 @@ def _save(pair, folder: Path) -> str:
     return str(folder)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine the thread pool's
-    spinning makes them ~10x slower; restored after the CLI tests."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def qwen_dir(tmp_path_factory) -> str:
     """Qwen3 architecture with a ChatML template, context 1024 tokens."""

@@ -1,18 +1,10 @@
-"""The commands on the built-in demo model (run once fairforge_attr/demo_model/ is trained)."""
+"""The commands on the built-in demo model (shipped in fairforge_attr/demo_model/)."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
-
-from fairforge_attr.models import DEMO_MODEL_DIR
 from tests.cli.conftest import FRANCE, PARIS, SAMPLE
-
-pytestmark = pytest.mark.skipif(
-    not (DEMO_MODEL_DIR / "config.json").is_file(),
-    reason="the demo model is not trained yet (make demo-model)",
-)
 
 
 def test_explain_defaults_to_the_demo_model_and_says_so(cli):
@@ -25,8 +17,6 @@ def test_explain_defaults_to_the_demo_model_and_says_so(cli):
 
 def test_batch_and_show_on_the_demo_batch(cli, tmp_path):
     demo = SAMPLE / "demo_batch.jsonl"
-    if not demo.is_file():
-        pytest.skip("sample_data/demo_batch.jsonl is not there yet")
     out = tmp_path / "demo.parquet"
     res = cli("batch", demo, out, "--method", "occlusion", "--limit", "4")
     assert res.exit_code == 0, res.stderr

@@ -127,15 +127,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update", action="store_true", help=f"rewrite {GOLDEN.name} (see above when)")
     args = parser.parse_args(argv)
     golden = compute()
+    stored = json.loads(GOLDEN.read_text(encoding="utf-8")) if GOLDEN.exists() else {"cases": {}}
+    changed = [
+        k for k in golden["cases"] if k in stored["cases"] and stored["cases"][k] != golden["cases"][k]
+    ]
+    added = [k for k in golden["cases"] if k not in stored["cases"]]
+    removed = [k for k in stored["cases"] if k not in golden["cases"]]
+    for label, keys in (("changed", changed), ("new", added), ("gone", removed)):
+        if keys:
+            print(f"{len(keys)} case(s) {label}: {', '.join(keys)}")
     if args.update:
         GOLDEN.write_text(dumps(golden), encoding="utf-8")
-        print(f"wrote {GOLDEN} ({len(golden['cases'])} cases)")
+        print(f"wrote {GOLDEN} ({len(golden['cases'])} cases); name the change that moved them in the commit")
         return 0
-    stored = json.loads(GOLDEN.read_text(encoding="utf-8"))
-    differ = [k for k in golden["cases"] if stored["cases"].get(k) != golden["cases"][k]]
-    differ += [k for k in stored["cases"] if k not in golden["cases"]]
-    print("identical" if not differ else f"{len(differ)} case(s) differ: {', '.join(differ)}")
-    return 1 if differ else 0
+    if not (changed or added or removed):
+        print("identical")
+    return 1 if changed or added or removed else 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from fairforge_attr.prompt import encode
 from fairforge_attr.results import Message
 from fairforge_attr.types import Granularity
 from tests.conftest import FRANCE, FRANCE_TARGET
-from tests.integration.test_gradient_methods import _one_thread, requires_demo  # noqa: F401
 
 
 def _encode(tokenizer, granularity):
@@ -146,7 +145,6 @@ def test_integrated_gradients_warns_when_not_converged(qwen_explainer):
     assert not result.metadata.warnings
 
 
-@requires_demo
 def test_integrated_gradients_completeness_on_the_demo_model(demo_explainer):
     errors = [_relative_gap(demo_explainer, n_steps=n, granularity="word")[0] for n in (4, 8, 32)]
     assert errors[2] < 0.05

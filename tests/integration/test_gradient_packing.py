@@ -15,13 +15,7 @@ from fairforge_attr.methods.gradient import sample_draws
 from fairforge_attr.prompt import encode
 from fairforge_attr.results import Message
 from tests.conftest import FRANCE, FRANCE_TARGET
-from tests.integration.test_gradient_methods import (  # noqa: F401
-    FAST,
-    GRADIENT_METHODS,
-    NOISY,
-    _one_thread,
-    requires_demo,
-)
+from tests.integration.test_gradient_methods import FAST, GRADIENT_METHODS, NOISY
 
 CHAT = [
     {"role": "system", "content": "Answer concisely. Be brief."},
@@ -82,7 +76,6 @@ def test_packed_results_equal_explain(request, pair, method, per_target_token):
         assert {r.metadata.n_backward for r in batch} == {1}
 
 
-@requires_demo
 @pytest.mark.parametrize("method", ["saliency", "input_x_gradient", "integrated_gradients", "var_grad"])
 def test_packed_results_equal_explain_on_the_demo_model(demo_explainer, method):
     opts = {"seed": 2, **FAST.get(method, {})}
