@@ -57,6 +57,12 @@ class Attribution(BaseModel):
         description="coarse-to-fine runs only: position of the unit's coarse unit in "
         "coarse_attributions (None when no coarse unit holds any of its tokens)",
     )
+    std_error: float | None = Field(
+        default=None,
+        description="standard error of the score from the method's sampling (LIME, KernelSHAP, "
+        "Sobol); 0 where every sample was enumerated; None for methods that do not sample masks "
+        "and for units of an unrefined coarse unit",
+    )
 
 
 class RoleTotal(BaseModel):
@@ -106,11 +112,6 @@ class Refinement(BaseModel):
     refined: list[int] = Field(description="positions of the refined units in coarse_attributions")
     unrefined_score: float = Field(description="the score every unit of an unrefined coarse unit carries")
     stages: list[StageCost]
-    std_error: float | None = Field(
-        default=None,
-        description="standard error of the score from the method's sampling (LIME, KernelSHAP, "
-        "Sobol); 0 where every sample was enumerated; None for methods that do not sample masks",
-    )
 
 
 class PerTargetToken(BaseModel):

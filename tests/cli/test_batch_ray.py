@@ -111,6 +111,20 @@ def test_small_tasks_and_a_folder_of_parts(batch, big_input, local_rows, tmp_pat
     _same_rows(rows, local_rows, tolerance=1e-4)
 
 
+def test_refinement_reaches_the_workers(batch, tmp_path):
+    """--coarse/--refine-top build the driver's Plan, which every actor scores with."""
+    refine = ["--granularity", "word", "--coarse", "message", "--refine-top", "1"]
+    local, remote = tmp_path / "local.parquet", tmp_path / "ray.parquet"
+    assert batch(SAMPLE / "batch_small.jsonl", local, *refine).exit_code == 0
+    res = batch(SAMPLE / "batch_small.jsonl", remote, *refine, *RAY)
+    assert res.exit_code == 0, res.stderr
+    rows, want = pq.read_table(remote).to_pylist(), pq.read_table(local).to_pylist()
+    _same_rows(rows, want, tolerance=1e-4)
+    for row in rows:
+        assert row["refinement"]["coarse_granularity"] == "message" and row["refinement"]["refine_top_k"] == 1
+        assert [u["refined"] for u in row["units"]] == [u["refined"] for u in want[rows.index(row)]["units"]]
+
+
 def test_existing_output_is_refused_and_resume_of_a_finished_run_starts_no_ray(batch, big_input, tmp_path):
     out = tmp_path / "out.jsonl"
     out.write_text("precious\n")

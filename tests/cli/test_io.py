@@ -69,6 +69,8 @@ def _row(i, status="ok", line=None):
         "role": "user",
         "char_start": 0,
         "char_end": 1,
+        "refined": True,
+        "coarse_position": 0,
         "std_error": 0.25,
     }
     row.update(

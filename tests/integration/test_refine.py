@@ -118,6 +118,11 @@ def test_every_sampling_method_refines_seeded_and_records_both_stages(explainer,
     coarse, fine = a.metadata.refinement.stages
     assert fine.n_units == sum(x.refined for x in a.attributions) and fine.n_sequences > 0
     assert a.metadata.n_sequences == coarse.n_sequences + fine.n_sequences
+    # standard errors: the fine stage's for refined units, none for units it did not sample,
+    # the coarse stage's for the coarse units
+    assert all(x.std_error is not None and x.std_error >= 0 for x in a.attributions if x.refined)
+    assert all(x.std_error is None for x in a.attributions if not x.refined)
+    assert all(x.std_error is not None for x in a.coarse_attributions)
 
 
 def test_refined_kernel_shap_is_efficient_over_the_refined_units(explainer, qwen_pair):
