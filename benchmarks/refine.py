@@ -4,6 +4,7 @@
     python -m benchmarks.refine --quick          # CI: the tiny input, demo model (seconds)
     python -m benchmarks.refine --models demo --repeats 3
     python -m benchmarks.refine --models qwen3-30m --word-stride 8   # a sample of the variants
+    python -m benchmarks.refine --refine-only --repeats 1   # tokens and top-10 agreement only
 
 On one input at word granularity, timed round-robin in one process (so drifting machine load
 hits every row alike), min and median over repeats, with the tokens each row pushes through
@@ -110,6 +111,8 @@ def _rows(subject, before: AttributionExplainer, item: dict, cfg: dict) -> dict[
         "occlusion/before": _explain_row(before, item, method="occlusion"),
         "occlusion": _explain_row(subject.explainer, item, method="occlusion"),
     }
+    if cfg.get("refine_only"):  # tokens and agreement need no roofline: they are counts
+        del rows["roofline"], rows["occlusion/before"]
     for k in cfg["refine_top_k"]:
         rows[f"refine/sentence/top-{k}"] = _explain_row(
             subject.explainer, item, method="occlusion", coarse_granularity="sentence", refine_top_k=k
@@ -143,12 +146,13 @@ def case(model, tok, model_name: str, item: dict, cfg: dict) -> dict[str, Any]:
         if result is not None:
             out[name]["result"] = result
     exhaustive = out["occlusion"].pop("result", None)
-    out["occlusion/before"].pop("result", None)
-    roof = out["roofline"]
+    out.get("occlusion/before", {}).pop("result", None)
+    roof = out.get("roofline")
     for row in out.values():
-        row["ratio_to_roofline"] = row["seconds_min"] / roof["seconds_min"]
-        row["cpu_ratio_to_roofline"] = row["cpu_seconds_min"] / roof["cpu_seconds_min"]
-        row["token_ratio_to_roofline"] = row["tokens"] / roof["tokens"]
+        if roof is not None:
+            row["ratio_to_roofline"] = row["seconds_min"] / roof["seconds_min"]
+            row["cpu_ratio_to_roofline"] = row["cpu_seconds_min"] / roof["cpu_seconds_min"]
+            row["token_ratio_to_roofline"] = row["tokens"] / roof["tokens"]
         row["token_share_of_exhaustive"] = row["tokens"] / out["occlusion"]["tokens"]
         result = row.pop("result", None)
         if result is not None:
@@ -184,10 +188,13 @@ def markdown(result: dict[str, Any]) -> str:
         where = f"{c['model']} | {c['input']} ({c['prompt_tokens']} prompt tokens, {c['n_words']} words"
         where += f"; the variants of 1 word in {c['word_stride']})" if c.get("word_stride", 1) > 1 else ")"
         for name, r in c["rows"].items():
+            ratios = " | ".join(
+                f"{r[k]:.2f}" if k in r else "-"
+                for k in ("ratio_to_roofline", "cpu_ratio_to_roofline", "token_ratio_to_roofline")
+            )
             lines.append(
                 f"| {where} | {name} | {r['seconds_min']:.2f} | {r['seconds_median']:.2f} "
-                f"| {r['cpu_seconds_min']:.2f} | {r['tokens']} | {r['ratio_to_roofline']:.2f} "
-                f"| {r['cpu_ratio_to_roofline']:.2f} | {r['token_ratio_to_roofline']:.2f} "
+                f"| {r['cpu_seconds_min']:.2f} | {r['tokens']} | {ratios} "
                 f"| {r['token_share_of_exhaustive']:.2f} "
                 f"| {r.get('top10_agreement', '-')} | {r.get('refined_units', '-')} |"
             )
@@ -196,11 +203,12 @@ def markdown(result: dict[str, Any]) -> str:
         occ = c["rows"]["occlusion"]
         sampled = c.get("word_stride", 1) > 1
         what = f"word occlusion (1 word in {c['word_stride']})" if sampled else "exhaustive word occlusion"
-        lines.append(
-            f"- {c['model']}: {what} {occ['ratio_to_roofline']:.2f} x roofline seconds, "
-            f"{occ['cpu_ratio_to_roofline']:.2f} x its CPU seconds (target <= {TARGET_RATIO}): "
-            f"{'met' if occ['ratio_to_roofline'] <= TARGET_RATIO else '**missed**'}"
-        )
+        if "ratio_to_roofline" in occ:
+            lines.append(
+                f"- {c['model']}: {what} {occ['ratio_to_roofline']:.2f} x roofline seconds, "
+                f"{occ['cpu_ratio_to_roofline']:.2f} x its CPU seconds (target <= {TARGET_RATIO}): "
+                f"{'met' if occ['ratio_to_roofline'] <= TARGET_RATIO else '**missed**'}"
+            )
         if sampled:
             continue
         best = [
@@ -234,6 +242,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="time only every Nth word's occlusion variant (the engine on fixed masks, no refinement "
         "rows): for models too slow for exhaustive occlusion of the long input on this machine",
     )
+    p.add_argument(
+        "--refine-only",
+        action="store_true",
+        help="no roofline and no occlusion/before: exhaustive word occlusion and the refinement rows only "
+        "(their tokens and top-10 agreement are counts, so one repeat is enough for them)",
+    )
     p.add_argument("--json", type=Path, default=None, help="default: benchmarks/results_refine_<device>.json")
     p.add_argument("--md", type=Path, default=None, help="default: benchmarks/RESULTS_refine_<device>.md")
     args = p.parse_args(argv)
@@ -244,6 +258,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.refine_top:
         cfg["refine_top_k"] = args.refine_top
     cfg["word_stride"] = args.word_stride
+    cfg["refine_only"] = args.refine_only
     track_live_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
