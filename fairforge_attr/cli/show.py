@@ -38,12 +38,18 @@ def show(
     file: Annotated[
         Path,
         typer.Argument(
-            exists=True, dir_okay=False, help="A result file (.parquet, .jsonl or .json).", show_default=False
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help="A result file (.parquet, .jsonl or .json).",
+            show_default=False,
         ),
     ],
     ids: Annotated[
         list[str] | None,
-        typer.Option("--id", help="Draw the item with this id (repeatable).", show_default=False),
+        typer.Option(
+            "--id", metavar="ID", help="Draw the item with this id (repeatable).", show_default=False
+        ),
     ] = None,
     first: Annotated[
         int, typer.Option("--first", "-n", min=0, help="Without --id: draw the first N items.")
@@ -107,7 +113,8 @@ def _draw(console: Console, row: dict[str, Any], layout: str, top_k: int, per_ta
     result = row_to_result(row)
     if layout == "long":  # the long layout keeps units but not the prompt they came from
         console.print(Text(f"target: {result.target}"))
-        console.print(top_k_table(result, top_k))
+        if top_k > 0:
+            console.print(top_k_table(result, top_k))
         console.print(footer(result))
         return
     render(result, console, top_k, per_target_token=per_target_token)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidRequestError
+from ..errors import InvalidRequestError, OutputError
 from . import readers, writers
 from .readers import ResultFile
 from .schema import SCHEMAS
@@ -119,14 +119,22 @@ def output_format(path: str | Path) -> str:
     return _row_writer(path)[0]
 
 
-def write_rows(path: str | Path, rows: Iterable[dict[str, Any]], layout: str = "wide") -> int:
+def write_rows(
+    path: str | Path, rows: Iterable[dict[str, Any]], layout: str = "wide", *, min_items: int = 0
+) -> int:
     """Stream wide rows into ``path`` (format from its extension, ``layout`` wide or long),
-    atomically. Memory holds one row group at most. Returns the number of items written."""
+    atomically. Memory holds one row group at most. Returns the number of items written.
+    Fewer than ``min_items`` items leave ``path`` as it was (OutputError)."""
     _, write = _row_writer(path)
     if layout not in SCHEMAS:
         raise InvalidRequestError(f"unknown layout {layout!r}; use wide or long")
     with writers.atomic_path(path) as tmp:
-        return write(tmp, rows, layout)
+        n_items = write(tmp, rows, layout)
+        if n_items < min_items:
+            raise OutputError(
+                f"{path} would hold {n_items} items, fewer than the {min_items} to write; left as it was"
+            )
+        return n_items
 
 
 def open_results(path: str | Path) -> ResultFile:
