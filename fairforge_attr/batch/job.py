@@ -135,33 +135,31 @@ class BatchJob:
     # -------------------------------------------------------------- before a run
     def start_over(self) -> None:
         """Forget any unfinished run of this output; ``finish`` replaces an existing one."""
-        self._lock()
-        self.store.remove()
-        self._claimed = True
+        with self._claiming():
+            self.store.remove()
 
     def resume(self) -> None:
         """Keep the items already done (in ``OUT.partial/``, else in an existing OUT); refuse
         when they were computed with other settings (checked before the store is touched, so a
         refused resume leaves nothing behind)."""
-        self._lock()
-        if not self.store.exists() and self.output.exists():
-            self._check_settings(open_results(self.output).rows())
-            self.store.seed(open_results(self.output).rows())
-        else:
-            self._check_settings(self.store.rows())
-        self.done = self.store.done_ids()
-        damage = self.store.damage_note()
-        if damage:
-            self.notes.append(damage)
-        winners = self.store.winners()
-        self._stale_unreadable = {
-            row["line"]: row["id"]
-            for row in self.store.rows()
-            if row["line"] is not None
-            and row["id"] == unreadable_id(row["line"])
-            and winners.get(row["id"], (0, ""))[1] == ERROR
-        }
-        self._claimed = True
+        with self._claiming():
+            if not self.store.exists() and self.output.exists():
+                self._check_settings(open_results(self.output).rows())
+                self.store.seed(open_results(self.output).rows())
+            else:
+                self._check_settings(self.store.rows())
+            self.done = self.store.done_ids()
+            damage = self.store.damage_note()
+            if damage:
+                self.notes.append(damage)
+            winners = self.store.winners()
+            self._stale_unreadable = {
+                row["line"]: row["id"]
+                for row in self.store.rows()
+                if row["line"] is not None
+                and row["id"] == unreadable_id(row["line"])
+                and winners.get(row["id"], (0, ""))[1] == ERROR
+            }
 
     def close(self) -> None:
         """Give the output's lock back (a finished, failed or interrupted job alike)."""
@@ -174,10 +172,19 @@ class BatchJob:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _lock(self) -> None:
+    @contextlib.contextmanager
+    def _claiming(self) -> Iterator[None]:
+        """Take the lock for the block; a block that fails (settings refused, a store that cannot
+        be removed) gives it back, so a refused job never keeps others out."""
         note = self.lock.acquire()
         if note:
             self.notes.append(note)
+        try:
+            yield
+        except BaseException:
+            self.lock.release()
+            raise
+        self._claimed = True
 
     def _check_settings(self, rows: Iterator[dict[str, Any]]) -> None:
         """The Plan the stored rows were computed with must be this job's (and the model)."""

@@ -94,3 +94,16 @@ def test_out_is_never_replaced_by_fewer_items_than_the_store_holds(tmp_path):
     with pytest.raises(OutputError, match="fewer than the 3"):
         write_rows(out, [_row("1", 1)], min_items=3)
     assert out.read_text() == before and list(tmp_path.iterdir()) == [out]
+
+
+def test_a_refused_resume_gives_the_lock_back(qwen_explainer, tmp_path):
+    from fairforge_attr.batch import BatchJob
+    from fairforge_attr.io import write_rows
+
+    out = tmp_path / "out.jsonl"
+    row = {**_row("1", 1), "method": "lime", "granularity": "word", "model": qwen_explainer.model_name}
+    write_rows(out, [row])
+    job = BatchJob(qwen_explainer, out, method="occlusion", granularity="word")
+    with pytest.raises(InvalidRequestError, match="mix settings"):
+        job.resume()  # no `with`: a Python caller that does not close the job
+    assert not job.lock.held and OutputLock(out).holder() is None
