@@ -65,6 +65,10 @@ class AttributionExplainer:
         revision: a branch, tag or commit of a hub repository (when loading by hub id).
         trust_remote_code: run Python code shipped with the model (config.json ``auto_map``);
             off by default, since that code runs with your permissions.
+        device_map: only used when the explainer loads the model itself: spread it over
+            several devices with accelerate (``"auto"``: every visible GPU, then the CPU; or a
+            dict of module name -> device). Inputs go to the first device; chunks are sized
+            for the device with the least free memory. See ``load_model``.
         token_budget: most tokens (rows x sequence length) in one forward pass.
         max_length: longest prompt + target accepted (default: the model's context).
     """
@@ -79,6 +83,7 @@ class AttributionExplainer:
         *,
         device: str | None = None,
         dtype: str | None = None,
+        device_map: str | dict[str, Any] | None = None,
         token_budget: int | None = None,
         max_length: int | None = None,
         revision: str | None = None,
@@ -86,7 +91,12 @@ class AttributionExplainer:
     ) -> None:
         if model is None or isinstance(model, str) or hasattr(model, "__fspath__"):
             model, loaded_tokenizer = load_model(
-                model, device=device, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code
+                model,
+                device=device,
+                dtype=dtype,
+                device_map=device_map,
+                revision=revision,
+                trust_remote_code=trust_remote_code,
             )
             tokenizer = tokenizer or loaded_tokenizer
         if tokenizer is None:

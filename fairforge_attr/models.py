@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 DEMO_MODEL_DIR = Path(__file__).parent / "demo_model"
 DEMO_MODEL_NAME = "fairforge-demo"
 
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's named strategies
+
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -128,6 +130,12 @@ def _resolve_source(name_or_path: str | os.PathLike | None) -> tuple[str, bool]:
     return source, False
 
 
+def resolved_model_name(name_or_path: str | os.PathLike | None) -> str:
+    """The name a model loaded by :func:`load_model` reports (``model_name``), known without
+    loading it: what a process that only drives workers records and compares."""
+    return DEMO_MODEL_NAME if name_or_path is None else _resolve_source(name_or_path)[0]
+
+
 def load_model(
     name_or_path: str | os.PathLike | None = None,
     *,
@@ -135,6 +143,7 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     revision: str | None = None,
     trust_remote_code: bool = False,
+    device_map: str | dict[str, Any] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer from a local folder or a hub id.
 
@@ -147,9 +156,14 @@ def load_model(
         trust_remote_code: run Python code that the model folder or repository ships (its
             config.json ``auto_map``). Off by default: that code runs with your permissions,
             so only turn it on for models whose authors you trust.
+        device_map: spread the model over several devices with accelerate (``pip install
+            'fairforge-attr[multi-gpu]'``): ``"auto"`` (every visible GPU, then the CPU),
+            ``"balanced"``, ``"sequential"``, or a dict from module names to devices
+            (``{"model.layers.0": 0, ..., "lm_head": 1}``). Replaces ``device``.
 
     Returns:
-        ``(model, tokenizer)``, the model in eval mode on ``device``.
+        ``(model, tokenizer)``, the model in eval mode on ``device`` (or spread by
+        ``device_map``).
 
     Raises:
         ModelLoadError: the folder or hub id cannot be loaded; the message says why (no
@@ -158,6 +172,10 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     source, local = _resolve_source(name_or_path)
+    if device_map is not None and device is not None:
+        raise InvalidRequestError(
+            "give a device or a device_map, not both: a device_map says where every layer goes"
+        )
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
@@ -166,10 +184,11 @@ def load_model(
     cached_only = not local and (offline_mode() or not hub_reachable())
     if cached_only:
         kwargs["local_files_only"] = True
+    placement = {} if device_map is None else {"device_map": _check_device_map(device_map)}
     try:
         with _no_progress_bar():
             tokenizer = load_tokenizer(source, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, **kwargs, **placement)
     except TokenizerTooNewError:
         raise
     except Exception as exc:  # transformers raises OSError, ValueError, UnpicklingError, ...
@@ -177,7 +196,24 @@ def load_model(
     if name_or_path is None:
         model.name_or_path = DEMO_MODEL_NAME
         model.config._name_or_path = DEMO_MODEL_NAME
-    return model.to(dev).eval(), tokenizer
+    if device_map is None:
+        model = model.to(dev)
+    return model.eval(), tokenizer
+
+
+def _check_device_map(device_map: str | dict[str, Any]) -> str | dict[str, Any]:
+    """accelerate does the spreading; without it transformers fails deep inside loading."""
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise InvalidRequestError(
+            "a device_map needs accelerate: pip install 'fairforge-attr[multi-gpu]'"
+        ) from None
+    if isinstance(device_map, str) and device_map not in DEVICE_MAPS:
+        raise InvalidRequestError(
+            f"unknown device_map {device_map!r}; use {', '.join(DEVICE_MAPS)} or a dict of module -> device"
+        )
+    return device_map
 
 
 def model_name(model: torch.nn.Module) -> str:

@@ -28,7 +28,7 @@ from ..io.writers import JsonlAppender
 from ..plan import Plan
 from ..types import AttributionMethod, Granularity
 from .lock import OutputLock
-from .rows import attribute_rows
+from .rows import attribute_rows, recorded_plan
 
 if TYPE_CHECKING:
     from ..api import AttributionExplainer
@@ -74,7 +74,8 @@ def refuse_locked_output(output: str | Path) -> None:
 
 
 class BatchJob:
-    """Attribute every line of a JSONL file into ``output`` (.parquet, .jsonl or .json).
+    """Attribute every line of a JSONL file into ``output`` (.parquet, .jsonl or .json, or a
+    folder of Parquet parts when the name ends with ``/``).
 
     The settings are one Plan: give ``plan`` (e.g. one built by ``explainer.plan(...)``), or
     ``method``, ``granularity``, ``seed``, ``per_target_token``, ``faithfulness`` and
@@ -106,7 +107,7 @@ class BatchJob:
         fail_fast: bool = False,
         faithfulness: bool | dict[str, Any] = False,
     ) -> None:
-        output_format(output)  # a name without a format fails before any work
+        self.format = output_format(output)  # a name without a format fails before any work
         if plan is None:
             plan = explainer.plan(
                 method,
@@ -117,6 +118,7 @@ class BatchJob:
                 **(options or {}),
             )
         self.explainer = explainer
+        self.model_name = explainer.model_name
         self.plan = plan
         self.output = Path(output)
         self.store = PartialStore(self.output)
@@ -192,17 +194,10 @@ class BatchJob:
         if earlier is None:
             return
         changed = []
-        if earlier.get("model") != self.explainer.model_name:
-            changed.append(f"model {earlier.get('model')} -> {self.explainer.model_name}")
+        if earlier.get("model") != self.model_name:
+            changed.append(f"model {earlier.get('model')} -> {self.model_name}")
         try:
-            recorded = Plan.recorded(
-                method=earlier["method"],
-                granularity=earlier["granularity"],
-                params=earlier.get("params"),
-                seed=earlier.get("seed"),
-                per_target_token=earlier.get("per_target_token") is not None,
-                faithfulness=earlier.get("faithfulness"),
-            )
+            recorded = recorded_plan(earlier)
         except FairForgeError as exc:
             changed.append(f"the stored rows' settings are not valid now: {exc}")
         else:
@@ -265,7 +260,9 @@ class BatchJob:
 
         stored = self.store.count()
         try:
-            n_items = write_rows(self.output, counted(self.store.merged()), layout, min_items=stored)
+            n_items = write_rows(
+                self.output, counted(self.store.merged()), layout, fmt=self.format, min_items=stored
+            )
         except OutputError:
             raise
         except OSError as exc:
@@ -301,14 +298,17 @@ class BatchJob:
     def _loop(self, input_file: Path, shard: Shard, limit: int | None) -> None:
         sent: deque[BatchItem] = deque()  # items handed to attribute_rows, row not yet back
         for row in attribute_rows(self.explainer, self.plan, self._items(input_file, shard, limit, sent)):
-            item = sent.popleft()
-            if row["status"] == OK:
-                self._append(item, row)
-                self.on_progress("ok")
-                continue
-            self._failed(item, row)
-            if self.stopped:
+            if not self._take(sent.popleft(), row):
                 return
+
+    def _take(self, item: BatchItem, row: dict[str, Any]) -> bool:
+        """Keep the row of a finished item; False when the job stops here (fail_fast)."""
+        if row["status"] == OK:
+            self._append(item, row)
+            self.on_progress("ok")
+            return True
+        self._failed(item, row)
+        return not self.stopped
 
     def _items(
         self, input_file: Path, shard: Shard, limit: int | None, sent: deque[BatchItem]

@@ -64,3 +64,18 @@ def failure_row(model: str, plan: Plan, item: BatchItem, error: str | None = Non
         seed=plan.recorded_seed,
         meta=item.meta,
     )
+
+
+def recorded_plan(row: dict[str, Any]) -> Plan:
+    """The Plan a finished row was computed under (its method, granularity, params, seed,
+    faithfulness record), as
+    ``--resume`` and ``ffattr merge`` compare it with another. Raises a FairForgeError when the
+    row names settings that are no longer valid."""
+    return Plan.recorded(
+        method=row["method"],
+        granularity=row["granularity"],
+        params=row.get("params"),
+        seed=row.get("seed"),
+        per_target_token=row.get("per_target_token") is not None,
+        faithfulness=row.get("faithfulness"),
+    )

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import batch, check, diff, evaluate, explain, methods, report, show
+from . import batch, check, diff, evaluate, explain, merge, methods, report, show
 from .classes import Command, Group
 from .common import State
 
@@ -50,6 +50,7 @@ def root(
 
 app.command("explain", cls=Command, epilog=explain.EPILOG)(explain.explain)
 app.command("batch", cls=Command, epilog=batch.EPILOG)(batch.batch)
+app.command("merge", cls=Command, epilog=merge.EPILOG)(merge.merge)
 app.command("show", cls=Command, epilog=show.EPILOG)(show.show)
 app.command("methods", cls=Command, epilog=methods.EPILOG)(methods.methods)
 app.command("evaluate", cls=Command, epilog=evaluate.EPILOG)(evaluate.evaluate)

@@ -19,6 +19,7 @@ import typer
 
 from ..types import AttributionMethod, Granularity
 from . import options as o
+from . import scale
 from .common import (
     EXIT_FAILED,
     ModelFlags,
@@ -45,6 +46,9 @@ Examples:
   ffattr batch in.jsonl part-2.parquet --shard 2/8   # CI job 2 of 8
   ffattr batch in.jsonl out.parquet --faithfulness    # + a faithfulness column
   make_items | ffattr batch - out.parquet            # items from stdin, as they come
+  ffattr merge part-*.parquet all.parquet --input in.jsonl   # join the shards
+  ffattr batch in.jsonl out/ --backend ray --num-workers 4   # parts in out/
+  ffattr batch in.jsonl out.parquet --backend ray --address auto
 
 Each input line is one JSON object, one of:
 
@@ -101,17 +105,21 @@ def _parse_shard(shard: str | None) -> tuple[int, int]:
 
 @cli_command
 def batch(
+    ctx: typer.Context,
     input_file: o.InputJsonlOrStdin,
     output: Annotated[
-        Path,
+        str,
         typer.Argument(
-            metavar="OUT", dir_okay=False, help="Results: .parquet, .jsonl or .json.", show_default=False
+            metavar="OUT",
+            help="Results: .parquet, .jsonl or .json, or DIR/ (a folder of Parquet parts).",
+            show_default=False,
         ),
     ],
     model: o.Model = None,
     revision: o.Revision = None,
     trust_remote_code: o.TrustRemoteCode = False,
     device: o.Device = None,
+    device_map: scale.DeviceMap = None,
     dtype: o.Dtype = None,
     max_length: o.MaxLength = None,
     method: o.Method = AttributionMethod.LIME,
@@ -182,6 +190,13 @@ def batch(
             rich_help_panel=RUN_PANEL,
         ),
     ] = None,
+    backend: scale.BackendOpt = scale.Backend.local,
+    address: scale.Address = None,
+    num_workers: scale.NumWorkers = None,
+    gpus_per_worker: scale.GpusPerWorker = 0.0,
+    cpus_per_worker: scale.CpusPerWorker = 1.0,
+    rows_per_task: scale.RowsPerTask = None,
+    verbose: scale.Verbose = False,
 ) -> None:
     """Attribute every item of a JSONL file; write one row per item as it finishes."""
     from ..batch import refuse_existing_output, refuse_locked_output
@@ -195,6 +210,15 @@ def batch(
             f"{input_file} {what}; give a JSONL file, or - for stdin", param_hint="IN.jsonl"
         )
     output_format(output)
+    scale.check_backend_flags(ctx, backend)
+    ray_args = {
+        "address": address,
+        "num_workers": num_workers,
+        "gpus_per_worker": gpus_per_worker,
+        "cpus_per_worker": cpus_per_worker,
+        "rows_per_task": rows_per_task,
+        "verbose": verbose,
+    }
     shard_index, shard_count = _parse_shard(shard)
     if resume and overwrite:
         raise typer.BadParameter(
@@ -208,7 +232,7 @@ def batch(
             refuse_existing_output(output)
         except InvalidRequestError as exc:
             raise typer.BadParameter(str(exc), param_hint="OUT") from None
-    for path in (output, errors):
+    for path in (Path(output), errors):
         if path is not None:
             ensure_writable(path)
     opts = method_options(
@@ -222,18 +246,31 @@ def batch(
 
     from ..batch import BatchJob, count_items
 
-    explainer = ModelFlags(model, device, dtype, max_length, revision, trust_remote_code).load()
-    job = BatchJob(
-        explainer,
-        output,
-        method=method,
-        granularity=granularity,
-        seed=seed,
-        per_target_token=per_target_token,
-        options=opts,
-        fail_fast=on_error is OnError.fail,
-        faithfulness=check,
+    flags = ModelFlags(
+        model, device, dtype, max_length, revision, trust_remote_code, scale.parse_device_map(device_map)
     )
+    job_args = {
+        "method": method,
+        "granularity": granularity,
+        "seed": seed,
+        "per_target_token": per_target_token,
+        "options": opts,
+        "fail_fast": on_error is OnError.fail,
+        "faithfulness": check,
+    }
+    if backend is scale.Backend.ray:
+        model_args = {
+            "model": model,
+            "device": device,
+            "dtype": dtype,
+            "max_length": max_length,
+            "device_map": flags.device_map,
+            "revision": revision,
+            "trust_remote_code": trust_remote_code,
+        }
+        job = scale.ray_job(output, model_args=model_args, ray_args=ray_args, job_args=job_args)
+    else:
+        job = BatchJob(flags.load(), output, **job_args)
     with job:
         if resume:
             job.resume()
@@ -300,6 +337,8 @@ def _run(
             )
 
     job.on_progress = lambda kind: progress.update(**{kind: 1})
+    if hasattr(job, "on_status"):  # the ray backend says what it starts
+        job.on_status = lambda message: progress.log(message)
     job.on_error = on_error
     start = time.monotonic()
     try:

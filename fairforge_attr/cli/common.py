@@ -97,7 +97,7 @@ def status(message: str) -> Iterator[None]:
 @dataclass(frozen=True)
 class ModelFlags:
     """The model flags of the commands that compute (--model, --device, --dtype, --max-length,
-    --revision, --trust-remote-code), held together as the one thing they describe."""
+    --revision, --trust-remote-code, --device-map), held together as the one thing they describe."""
 
     name: str | None
     device: str | None
@@ -105,6 +105,7 @@ class ModelFlags:
     max_length: int | None
     revision: str | None = None
     trust_remote_code: bool = False
+    device_map: str | dict[str, Any] | None = None
 
     def load(self) -> AttributionExplainer:
         """The library's explainer for this model, with a status line meanwhile."""
@@ -118,6 +119,7 @@ class ModelFlags:
                 max_length=self.max_length,
                 revision=self.revision,
                 trust_remote_code=self.trust_remote_code,
+                device_map=self.device_map,
             )
 
 

@@ -11,6 +11,7 @@ import typer
 from ..results import AttributionResult
 from ..types import AttributionMethod, Granularity
 from . import options as o
+from . import scale
 from .common import ModelFlags, cli_command, faithfulness_options, method_options, status, stdout_console
 
 INPUT_PANEL = "Input"
@@ -88,6 +89,7 @@ def explain(
     revision: o.Revision = None,
     trust_remote_code: o.TrustRemoteCode = False,
     device: o.Device = None,
+    device_map: scale.DeviceMap = None,
     dtype: o.Dtype = None,
     max_length: o.MaxLength = None,
     method: o.Method = AttributionMethod.LIME,
@@ -101,6 +103,7 @@ def explain(
     faithfulness: o.Faithfulness = False,
     faithfulness_option: o.FaithfulnessOptions = None,
     top_k: o.TopK = 10,
+    show_uncertainty: o.ShowUncertainty = False,
     fmt: o.FormatOpt = o.Format.text,
     output: Annotated[
         Path | None,
@@ -138,7 +141,9 @@ def explain(
 
         ensure_writable(output)  # before the model loads, not after the work
 
-    explainer = ModelFlags(model, device, dtype, max_length, revision, trust_remote_code).load()
+    explainer = ModelFlags(
+        model, device, dtype, max_length, revision, trust_remote_code, scale.parse_device_map(device_map)
+    ).load()
     with status(f"explaining with {method.value} ..."):
         result = explainer.explain(
             messages,
@@ -163,6 +168,7 @@ def explain(
             top_k,
             per_target_token=per_target_token,
             model_note="built-in demo" if model is None else None,
+            show_uncertainty=show_uncertainty,
         )
     if output is not None:  # after the result is shown: a failed write loses nothing on screen
         _save(output, result, top_k)

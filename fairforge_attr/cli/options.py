@@ -162,6 +162,15 @@ FaithfulnessOptions = Annotated[
         rich_help_panel=METHOD_PANEL,
     ),
 ]
+ShowUncertainty = Annotated[
+    bool,
+    typer.Option(
+        "--show-uncertainty",
+        help="Add each score's standard error (± s.e.) to the top-units table: the sampling "
+        "uncertainty of lime, kernel_shap and sobol (always stored in JSON/Parquet results).",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+]
 TopK = Annotated[
     int,
     typer.Option(

@@ -28,6 +28,7 @@ Examples:
   ffattr show results.jsonl --first 5 --top-k 5
   ffattr show results.parquet --first 0    # the summary only
   ffattr show result.json                  # from: ffattr explain --output
+  ffattr show out/                         # a folder of Parquet parts
 
 A file of the long layout (ffattr batch --layout long) keeps no prompt: its items are drawn as top-k tables.
 """
@@ -40,8 +41,7 @@ def show(
         typer.Argument(
             metavar="FILE",
             exists=True,
-            dir_okay=False,
-            help="A result file (.parquet, .jsonl or .json).",
+            help="A result file (.parquet, .jsonl or .json) or a folder of Parquet parts.",
             show_default=False,
         ),
     ],
@@ -55,6 +55,7 @@ def show(
         int, typer.Option("--first", "-n", min=0, help="Without --id: draw the first N items.")
     ] = 1,
     top_k: o.TopK = 10,
+    show_uncertainty: o.ShowUncertainty = False,
     per_target_token: o.PerTargetToken = False,
     summary: Annotated[bool, typer.Option("--summary/--no-summary", help="The table over all items.")] = True,
     fmt: o.FormatOpt = o.Format.text,
@@ -89,7 +90,7 @@ def show(
         return
     console = stdout_console()
     for row in selected:
-        _draw(console, row, results.layout, top_k, per_target_token)
+        _draw(console, row, results.layout, top_k, per_target_token, show_uncertainty)
     if summary:
         from ..render.summary import summary_table
 
@@ -97,7 +98,14 @@ def show(
         console.print(summary_table(totals))
 
 
-def _draw(console: Console, row: dict[str, Any], layout: str, top_k: int, per_target_token: bool) -> None:
+def _draw(
+    console: Console,
+    row: dict[str, Any],
+    layout: str,
+    top_k: int,
+    per_target_token: bool,
+    show_uncertainty: bool,
+) -> None:
     from ..io.schema import OK, row_to_result
     from ..render.terminal import footer, render, top_k_table
 
@@ -114,10 +122,10 @@ def _draw(console: Console, row: dict[str, Any], layout: str, top_k: int, per_ta
     if layout == "long":  # the long layout keeps units but not the prompt they came from
         console.print(Text(f"target: {result.target}"))
         if top_k > 0:
-            console.print(top_k_table(result, top_k))
+            console.print(top_k_table(result, top_k, show_uncertainty))
         console.print(footer(result))
         return
-    render(result, console, top_k, per_target_token=per_target_token)
+    render(result, console, top_k, per_target_token=per_target_token, show_uncertainty=show_uncertainty)
 
 
 def _summary_dict(s: Summary) -> dict[str, Any]:

@@ -56,7 +56,10 @@ def _frozen_parameters(model: torch.nn.Module) -> Iterator[None]:
         yield
     finally:
         for p, flag in flags:
-            p.requires_grad_(flag)
+            # a weight that accelerate's offload hooks re-created inside an inference_mode
+            # pass is an inference tensor: it can take no gradient, and needs none
+            if not p.is_inference():
+                p.requires_grad_(flag)
 
 
 class ItemEmbeddings:

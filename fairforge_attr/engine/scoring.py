@@ -31,6 +31,7 @@ import torch
 from ..errors import EngineOutOfMemoryError
 from ..prompt import EncodedInput
 from .baseline import Baseline
+from .devices import input_device, token_budget_for
 from .objective import masked_target_log_probs
 from .packing import (
     Budgets,
@@ -113,14 +114,16 @@ class Engine:
         prefix_cache: bool = True,
     ) -> None:
         self.model = model.eval()  # dropout off: same input, same scores
-        param = next(model.parameters())
-        self.device = param.device
-        self.dtype = param.dtype
+        # inputs go where the input embeddings run (the first device of a device_map)
+        self.device = input_device(model)
+        self.dtype = next(model.parameters()).dtype
         params = inspect.signature(model.forward).parameters
         self._logits_to_keep = "logits_to_keep" in params
         self._position_ids = "position_ids" in params
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
-        self.token_budget = token_budget or DEFAULT_TOKEN_BUDGET.get(self.device.type, 16384)
+        self.token_budget = token_budget or token_budget_for(
+            model, DEFAULT_TOKEN_BUDGET.get(self.device.type, 16384)
+        )
         self.logit_budget = logit_budget or DEFAULT_LOGIT_BUDGET
         self.prefix = PrefixCache(model)
         if not (prefix_cache and self._position_ids):

@@ -6,6 +6,7 @@ is a lookup here; adding a format is adding a record.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from .schema import SCHEMAS
 
 if TYPE_CHECKING:
     from ..results import AttributionResult
+
+PARTS_SUFFIX = "/"  # the "suffix" of a folder output: OUT/ as typed
 
 # write_rows(temporary path, wide rows, layout) -> items written
 RowWriter = Callable[[Path, Iterable[dict[str, Any]], str], int]
@@ -77,7 +80,25 @@ FORMATS: tuple[Format, ...] = (
         write_result=_result_json,
     ),
     Format("html", (".html", ".htm"), write_result=_result_html),
+    Format(
+        "parquet-parts",
+        (PARTS_SUFFIX,),
+        write_rows=writers.write_parquet_parts,
+        inspect=readers.inspect_parquet_parts,
+        read_rows=readers.read_parquet_parts,
+    ),
 )
+
+
+def is_parts_folder(path: str | Path) -> bool:
+    """A folder output: a name ending in ``/`` (as typed; a Path drops it), or a folder that
+    exists."""
+    return str(path).endswith(("/", os.sep)) or Path(path).is_dir()
+
+
+def _suffix(path: str | Path) -> str:
+    """What picks a format: the extension, or PARTS_SUFFIX for a folder."""
+    return PARTS_SUFFIX if is_parts_folder(path) else Path(path).suffix.lower()
 
 
 def format_named(name: str) -> Format:
@@ -86,7 +107,7 @@ def format_named(name: str) -> Format:
 
 def _lookup(path: str | Path, can: Callable[[Format], bool], *, reading: bool) -> Format | None:
     """The format that answers to the name of ``path`` and can do what ``can`` asks."""
-    suffix = Path(path).suffix.lower()
+    suffix = _suffix(path)
     for fmt in FORMATS:
         names = fmt.suffixes + (fmt.read_suffixes if reading else ())
         if can(fmt) and suffix in names:
@@ -95,7 +116,8 @@ def _lookup(path: str | Path, can: Callable[[Format], bool], *, reading: bool) -
 
 
 def _names(can: Callable[[Format], bool]) -> list[str]:
-    return [f.suffixes[0] for f in FORMATS if can(f)]
+    """How error messages name the formats: ``*.parquet``, ..., ``DIR/``."""
+    return [("DIR" if f.suffixes[0] == PARTS_SUFFIX else "*") + f.suffixes[0] for f in FORMATS if can(f)]
 
 
 def _either(names: list[str]) -> str:
@@ -103,29 +125,39 @@ def _either(names: list[str]) -> str:
 
 
 def _row_writer(path: str | Path) -> tuple[str, RowWriter]:
-    suffix = Path(path).suffix.lower()
+    suffix = _suffix(path)
     for fmt in FORMATS:
         if fmt.write_rows is not None and suffix in fmt.suffixes:
             return fmt.name, fmt.write_rows
     names = _names(lambda f: f.write_rows is not None)
     raise InvalidRequestError(
-        f"cannot tell the output format of {str(path)!r} from its extension; name it *{', *'.join(names)}"
+        f"cannot tell the output format of {str(path)!r} from its extension; name it {_either(names)} "
+        "(a folder of Parquet parts)"
     )
 
 
 def output_format(path: str | Path) -> str:
-    """The name of the format batch rows are written in, from the file name; anything else is
-    a usage error."""
+    """The name of the format batch rows are written in, from the file name (a name ending in
+    ``/``: a folder of Parquet parts); anything else is a usage error."""
     return _row_writer(path)[0]
 
 
 def write_rows(
-    path: str | Path, rows: Iterable[dict[str, Any]], layout: str = "wide", *, min_items: int = 0
+    path: str | Path,
+    rows: Iterable[dict[str, Any]],
+    layout: str = "wide",
+    fmt: str | None = None,
+    *,
+    min_items: int = 0,
 ) -> int:
-    """Stream wide rows into ``path`` (format from its extension, ``layout`` wide or long),
-    atomically. Memory holds one row group at most. Returns the number of items written.
-    Fewer than ``min_items`` items leave ``path`` as it was (OutputError)."""
-    _, write = _row_writer(path)
+    """Stream wide rows into ``path`` (format ``fmt``, by default from its name; ``layout``
+    wide or long), atomically. Memory holds one row group at most. Returns the number of items
+    written. Give ``fmt`` (from :func:`output_format` on the name as typed) when ``path`` is a
+    Path of a folder output: a Path has lost the trailing ``/``. Fewer than ``min_items`` items
+    leave ``path`` as it was (OutputError)."""
+    write = _row_writer(path)[1] if fmt is None else format_named(fmt).write_rows
+    if write is None:
+        raise InvalidRequestError(f"the {fmt} format holds no batch rows")
     if layout not in SCHEMAS:
         raise InvalidRequestError(f"unknown layout {layout!r}; use wide or long")
     with writers.atomic_path(path) as tmp:
@@ -140,7 +172,7 @@ def write_rows(
 def open_results(path: str | Path) -> ResultFile:
     """Inspect ``path`` and say how to read it; unreadable files raise InvalidRequestError."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InvalidRequestError(f"no such file: {str(path)!r}")
     fmt = _lookup(path, lambda f: f.read_rows is not None and f.inspect is not None, reading=True)
     if fmt is None or fmt.inspect is None:
@@ -156,7 +188,7 @@ def result_format(path: str | Path) -> Format | None:
 
 def result_names() -> str:
     """The file names an explain result can be written to, e.g. ``*.json or *.html``."""
-    return _either(["*" + n for n in _names(lambda f: f.write_result is not None)])
+    return _either(_names(lambda f: f.write_result is not None))
 
 
 def write_result(path: str | Path, result: AttributionResult, top_k: int = 10) -> None:

@@ -15,6 +15,7 @@ tombstone: the item it names (an unreadable line that has since been fixed) is l
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import os
 import shutil
@@ -107,9 +108,11 @@ class PartialStore:
             self._run = None
 
     def merged(self) -> Iterator[dict[str, Any]]:
-        """Every item once, in input-line order (each run is written in that order)."""
+        """Every item once, in input-line order. The local loop writes each run in that order;
+        a distributed backend writes rows in the order they come back, and such a run is read
+        back through an index of (line, byte offset) sorted by line (memory: the index only)."""
         winners = self.winners()
-        streams = [self._keyed(run, path) for run, path in enumerate(self.runs())]
+        streams = [self._in_line_order(run, path) for run, path in enumerate(self.runs())]
         emitted: set[str] = set()
         for _, run, row in heapq.merge(*streams, key=lambda t: (t[0], t[1])):
             # .get: a row appended after winners() was read (a run still writing) counts as is
@@ -127,21 +130,41 @@ class PartialStore:
             os.replace(self.dir, trash)
             shutil.rmtree(trash, ignore_errors=True)
 
-    def _keyed(self, run: int, path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
-        for row in self._read(path):
-            yield row.get("line") or 0, run, row
+    def _in_line_order(self, run: int, path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        """(line, run, row) for every trusted row of a run, by line. The local loop writes a
+        run in line order already; a distributed backend's run is read back through an index
+        of (line, byte offset) sorted by line (memory: the index only)."""
+        index = [(row.get("line") or 0, offset) for offset, row in self._read_at(path)]
+        if all(a[0] <= b[0] for a, b in itertools.pairwise(index)):
+            for _, row in self._read_at(path):
+                yield row.get("line") or 0, run, row
+            return
+        with open(path, "rb") as f:
+            for line, offset in sorted(index):
+                f.seek(offset)
+                row = _valid_row(f.readline())
+                if row is not None:  # trusted when indexed; a row changed since is skipped
+                    yield line, run, row
 
     def _read(self, path: Path) -> Iterator[dict[str, Any]]:
+        for _, row in self._read_at(path):
+            yield row
+
+    def _read_at(self, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(byte offset, row) of every complete, trusted row of a run file; damaged rows are
+        counted for ``damage_note``."""
         damaged = 0
+        offset = 0
         with open(path, "rb") as f:
             for raw in f:
+                start, offset = offset, offset + len(raw)
                 if not raw.endswith(b"\n"):
                     break  # torn write of a killed run: that item was not finished
                 row = _valid_row(raw)
                 if row is None:
                     damaged += 1
                 else:
-                    yield row
+                    yield start, row
         self._damaged[path.name] = damaged
 
 

@@ -67,6 +67,26 @@ def read_parquet(path: Path, columns: list[str] | None, layout: str) -> Iterator
         raise InvalidRequestError(f"{str(path)!r} is damaged: a page cannot be read ({first})") from exc
 
 
+def part_files(folder: Path) -> list[Path]:
+    """The Parquet parts of a folder output, in order (``part-00000.parquet``, ...)."""
+    parts = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".parquet", ".pq"))
+    if not parts:
+        raise InvalidRequestError(f"{str(folder)!r} is a folder but holds no Parquet parts (*.parquet)")
+    return parts
+
+
+def inspect_parquet_parts(folder: Path) -> str:
+    layouts = {inspect_parquet(part) for part in part_files(folder)}
+    if len(layouts) > 1:
+        raise InvalidRequestError(f"the parts in {str(folder)!r} mix the wide and the long layout")
+    return layouts.pop()
+
+
+def read_parquet_parts(folder: Path, columns: list[str] | None, layout: str) -> Iterator[dict[str, Any]]:
+    for part in part_files(folder):
+        yield from read_parquet(part, columns, layout)
+
+
 # --------------------------------------------------------------------------- JSONL
 def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
     with open(path, "rb") as f:

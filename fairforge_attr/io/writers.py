@@ -5,8 +5,10 @@ table (``formats.py``)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -19,6 +21,7 @@ from .schema import SCHEMAS, long_rows, to_arrow
 
 ROW_GROUP_ITEMS = 1000  # items per Parquet row group (wide layout)
 ROW_GROUP_ROWS = 50_000  # rows per Parquet row group (long layout)
+PART_ITEMS = 10_000  # items per Parquet part of a folder output (OUT/)
 FSYNC_EVERY_S = 5.0
 
 
@@ -34,9 +37,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp
-        os.replace(tmp, path)
+        if tmp.is_dir() and path.exists():
+            # a folder cannot replace a folder in one rename: the old one steps aside first,
+            # so OUT is missing for the moment between two renames, never half written
+            old = path.with_name(f"{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def ensure_writable(path: str | Path) -> None:
@@ -81,6 +99,25 @@ def write_parquet_rows(tmp: Path, rows: Iterable[dict[str, Any]], layout: str) -
         if buffer or n_items == 0:
             writer.write_table(to_arrow(buffer, layout))
     return n_items
+
+
+def write_parquet_parts(tmp: Path, rows: Iterable[dict[str, Any]], layout: str) -> int:
+    """Wide rows -> a folder of Parquet files (``part-00000.parquet``, ...) of PART_ITEMS
+    items each, all of the layout's schema: many readers (Ray Data, Spark, DuckDB, pyarrow
+    datasets) read such a folder in parallel. Returns the number of items."""
+    tmp.mkdir()
+    n_items = 0
+    rows = iter(rows)
+    while True:
+        first = next(rows, None)
+        if first is None and n_items:
+            return n_items
+        part = tmp / f"part-{n_items // PART_ITEMS:05d}.parquet"
+        chunk = [] if first is None else itertools.chain([first], itertools.islice(rows, PART_ITEMS - 1))
+        written = write_parquet_rows(part, chunk, layout)
+        n_items += written
+        if written < PART_ITEMS:
+            return n_items
 
 
 def write_jsonl_rows(tmp: Path, rows: Iterable[dict[str, Any]], layout: str) -> int:

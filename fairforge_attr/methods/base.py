@@ -35,6 +35,7 @@ class RawScores:
     n_backward: int = 0
     convergence_delta: float | None = None
     warnings: list[str] = field(default_factory=list)
+    std_error: torch.Tensor | None = None  # [n_units], sampled perturbation methods only
 
     def finite(self) -> bool:
         ok = bool(torch.isfinite(self.scores).all()) and bool(

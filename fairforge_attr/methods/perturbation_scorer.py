@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 Sampler = Callable[[int, Any, int], torch.Tensor]
 # attribute(masks, values [n_variants, k], options) -> scores [k, n_units]
 Solver = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+# std_error(masks, values [n_variants, k], options) -> [n_units], for the summed objective
+StdError = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class PerturbationScorer:
 
     sample: Sampler
     attribute: Solver
+    std_error: StdError | None = None  # sampled methods: the scores' sampling uncertainty
 
     def __call__(self, engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> list[RawScores]:
         """Every item's variants go to the engine together, so short items share forward passes."""
@@ -47,7 +50,9 @@ class PerturbationScorer:
         out = []
         for m, res in zip(masks, engine.score(requests)):
             per_token = res.log_probs[1:].double()
-            scores = self.attribute(m, per_token.sum(-1, keepdim=True), options)[0]
+            totals = per_token.sum(-1, keepdim=True)
+            scores = self.attribute(m, totals, options)[0]
+            se = self.std_error(m, totals, options) if self.std_error is not None else None
             ptt = self.attribute(m, per_token, options) if plan.per_target_token else None
             out.append(
                 RawScores(
@@ -56,6 +61,7 @@ class PerturbationScorer:
                     target_log_prob=float(res.log_probs[0].double().sum()),
                     n_forward=res.n_forward,
                     n_sequences=res.n_sequences,
+                    std_error=se,
                 )
             )
         return out

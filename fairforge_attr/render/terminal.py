@@ -79,9 +79,10 @@ def _bar(normalized: float) -> Text:
     return Text("░" * cells, style="blue")
 
 
-def top_k_table(result: AttributionResult, k: int = 10) -> Table:
+def top_k_table(result: AttributionResult, k: int = 10, show_uncertainty: bool = False) -> Table:
     """The k strongest units. ``pos`` (the unit's index in the prompt), the message's role and a
-    few words of context tell apart units whose text repeats."""
+    few words of context tell apart units whose text repeats; with ``show_uncertainty``, each
+    score's standard error too ("-" for methods that do not sample)."""
     texts = message_texts(result)
     with_context = any(content for _, content in texts)
     table = Table(title=f"top {k} units by |score|", title_justify="left")
@@ -93,6 +94,8 @@ def top_k_table(result: AttributionResult, k: int = 10) -> Table:
     if with_context:
         table.add_column("context", overflow="fold")
     table.add_column("score", justify="right", no_wrap=True)
+    if show_uncertainty:
+        table.add_column("± s.e.", justify="right", no_wrap=True)
     table.add_column("norm.", justify="right", no_wrap=True)
     table.add_column("", no_wrap=True)
     for rank, a in enumerate(result.get_top_k(k), 1):
@@ -101,7 +104,10 @@ def top_k_table(result: AttributionResult, k: int = 10) -> Table:
         if with_context:
             content = texts[a.message_index][1] if a.message_index < len(texts) else ""
             cells.append(Text(context(content, a.char_start, a.char_end)))
-        cells += [f"{a.score:+.4f}", f"{a.normalized_score:+.3f}", _bar(a.normalized_score)]
+        cells.append(f"{a.score:+.4f}")
+        if show_uncertainty:
+            cells.append("-" if a.std_error is None else f"{a.std_error:.4f}")
+        cells += [f"{a.normalized_score:+.3f}", _bar(a.normalized_score)]
         table.add_row(*cells)
     return table
 
@@ -124,6 +130,7 @@ def render(
     *,
     per_target_token: bool = False,
     model_note: str | None = None,
+    show_uncertainty: bool = False,
 ) -> None:
     """Heatmap, top-k table and footer; with ``per_target_token``, the target x input matrix too
     (when the result has one)."""
@@ -132,7 +139,7 @@ def render(
     marks = min(top_k, MAX_MARKS) if top_k > 0 else MAX_MARKS
     console.print(heatmap(result, marks=marks if colourless else 0))
     if top_k > 0:  # 0 asks for no table (an empty one would only be a header)
-        console.print(top_k_table(result, top_k))
+        console.print(top_k_table(result, top_k, show_uncertainty))
     if per_target_token and result.per_target_token is not None:
         from .matrix import per_target_token_table
 

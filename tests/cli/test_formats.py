@@ -24,7 +24,7 @@ ROW_FORMATS = [f for f in FORMATS if f.write_rows is not None]
 def test_every_row_format_reads_back_what_it_writes(tmp_path, result, fmt, layout):
     row = result_row(result, item_id="q1", line=1, meta={"k": "v"})
     for suffix in fmt.suffixes:
-        path = tmp_path / f"out{suffix}"
+        path = f"{tmp_path}/out{suffix}"  # a str: "out/" names a folder, a Path drops the "/"
         assert output_format(path) == fmt.name
         assert write_rows(path, [row, {**row, "id": "q2"}], layout) == 2
         back = open_results(path)
@@ -38,11 +38,13 @@ def test_every_row_format_reads_back_what_it_writes(tmp_path, result, fmt, layou
 
 
 def test_unknown_names_list_the_table(tmp_path):
-    written = ", ".join("*" + f.suffixes[0] for f in ROW_FORMATS)
+    written = ", ".join("*" + f.suffixes[0] for f in ROW_FORMATS if f.suffixes[0] != "/") + " or DIR/"
     with pytest.raises(InvalidRequestError, match=written.replace("*", r"\*").replace(".", r"\.")):
         output_format(tmp_path / "out.csv")
     (tmp_path / "x.csv").write_text("a,b\n")
-    with pytest.raises(InvalidRequestError, match=r"use a \.parquet, \.jsonl or \.json result file"):
+    with pytest.raises(
+        InvalidRequestError, match=r"use a \*\.parquet, \*\.jsonl, \*\.json or DIR/ result file"
+    ):
         open_results(tmp_path / "x.csv")
     with pytest.raises(InvalidRequestError, match=r"\*\.json or \*\.html"):
         write_result(tmp_path / "r.txt", None)  # type: ignore[arg-type]
