@@ -199,10 +199,7 @@ def batch(
     verbose: scale.Verbose = False,
 ) -> None:
     """Attribute every item of a JSONL file; write one row per item as it finishes."""
-    from ..batch import refuse_existing_output, refuse_locked_output
-    from ..errors import InvalidRequestError
     from ..io import output_format
-    from ..io.writers import ensure_writable
 
     if str(input_file) != "-" and not input_file.is_file():
         what = "is a folder" if input_file.is_dir() else "does not exist"
@@ -220,21 +217,7 @@ def batch(
         "verbose": verbose,
     }
     shard_index, shard_count = _parse_shard(shard)
-    if resume and overwrite:
-        raise typer.BadParameter(
-            "--resume keeps OUT, --overwrite replaces it: give one", param_hint="--resume"
-        )
-    # Everything about OUT is checked before the model loads: another run writing it, an
-    # earlier one that would be replaced, a folder that cannot be written.
-    refuse_locked_output(output)
-    if not resume and not overwrite:
-        try:  # the job refuses too; asking here answers before the model loads
-            refuse_existing_output(output)
-        except InvalidRequestError as exc:
-            raise typer.BadParameter(str(exc), param_hint="OUT") from None
-    for path in (Path(output), errors):
-        if path is not None:
-            ensure_writable(path)
+    _check_output(output, errors, resume=resume, overwrite=overwrite)
     opts = method_options(
         method,
         n_samples=n_samples,
@@ -244,7 +227,7 @@ def batch(
     )
     check = faithfulness_options(faithfulness, faithfulness_option)
 
-    from ..batch import BatchJob, count_items
+    from ..batch import count_items
 
     flags = ModelFlags(
         model, device, dtype, max_length, revision, trust_remote_code, scale.parse_device_map(device_map)
@@ -258,19 +241,7 @@ def batch(
         "fail_fast": on_error is OnError.fail,
         "faithfulness": check,
     }
-    if backend is scale.Backend.ray:
-        model_args = {
-            "model": model,
-            "device": device,
-            "dtype": dtype,
-            "max_length": max_length,
-            "device_map": flags.device_map,
-            "revision": revision,
-            "trust_remote_code": trust_remote_code,
-        }
-        job = scale.ray_job(output, model_args=model_args, ray_args=ray_args, job_args=job_args)
-    else:
-        job = BatchJob(flags.load(), output, **job_args)
+    job = _make_job(backend, flags, output, job_args=job_args, ray_args=ray_args)
     with job:
         if resume:
             job.resume()
@@ -285,6 +256,53 @@ def batch(
         failed = _run(job, input_file, layout.value, errors, total, shard_pair, limit)
     if job.stopped or (failed and not allow_errors):
         raise typer.Exit(EXIT_FAILED)
+
+
+def _check_output(output: str, errors: Path | None, *, resume: bool, overwrite: bool) -> None:
+    """Everything about OUT is checked before the model loads: another run writing it, an
+    earlier one that would be replaced, a folder that cannot be written."""
+    from ..batch import refuse_existing_output, refuse_locked_output
+    from ..errors import InvalidRequestError
+    from ..io.writers import ensure_writable
+
+    if resume and overwrite:
+        raise typer.BadParameter(
+            "--resume keeps OUT, --overwrite replaces it: give one", param_hint="--resume"
+        )
+    refuse_locked_output(output)
+    if not resume and not overwrite:
+        try:  # the job refuses too; asking here answers before the model loads
+            refuse_existing_output(output)
+        except InvalidRequestError as exc:
+            raise typer.BadParameter(str(exc), param_hint="OUT") from None
+    for path in (Path(output), errors):
+        if path is not None:
+            ensure_writable(path)
+
+
+def _make_job(
+    backend: scale.Backend,
+    flags: ModelFlags,
+    output: str,
+    *,
+    job_args: dict[str, Any],
+    ray_args: dict[str, Any],
+) -> BatchJob:
+    """The local job loads the model here; the Ray job's workers load it from these flags."""
+    from ..batch import BatchJob
+
+    if backend is not scale.Backend.ray:
+        return BatchJob(flags.load(), output, **job_args)
+    model_args = {
+        "model": flags.name,
+        "device": flags.device,
+        "dtype": flags.dtype,
+        "max_length": flags.max_length,
+        "device_map": flags.device_map,
+        "revision": flags.revision,
+        "trust_remote_code": flags.trust_remote_code,
+    }
+    return scale.ray_job(output, model_args=model_args, ray_args=ray_args, job_args=job_args)
 
 
 def _kept(job: BatchJob) -> str:

@@ -8,11 +8,14 @@ the benchmark's flags against its argument parser, shell scripts with ``bash -n`
 
 from __future__ import annotations
 
+import glob
 import json
 import re
 import shlex
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -39,11 +42,18 @@ def in_a_user_folder(tmp_path, monkeypatch):
 
 
 def _shell_line(line: str) -> None:
+    loop = re.fullmatch(r"for (\w+) in ([^;]+); do (.+); done", line.strip())
+    if loop:  # the one shell construct the README uses: a loop over a few words
+        name, values, body = loop.groups()
+        for value in values.split():
+            _shell_line(body.replace(f"${name}", value))
+        return
     words = shlex.split(line, comments=True)
     if not words:
         return
     if words[0] == "ffattr":
-        res = CliRunner().invoke(app, words[1:])
+        args = [match for w in words[1:] for match in (sorted(glob.glob(w)) if "*" in w else [w])]
+        res = CliRunner().invoke(app, args)
         assert res.exit_code == 0, f"{line}\n{res.stdout}\n{res.stderr}"
     elif words[0] == "make":
         proc = subprocess.run(["make", "-n", *words[1:]], cwd=ROOT, capture_output=True, text=True)
@@ -53,6 +63,10 @@ def _shell_line(line: str) -> None:
         flags = [w for w in words[3:] if w.startswith("--")]
         missing = [f for f in flags if not re.search(rf'add_argument\(\s*"{re.escape(f)}"', source)]
         assert not missing, f"{line}: benchmarks/run.py takes no {missing}"
+    elif words[0] == "ray" and words[1:2] in (["start"], ["stop"]):  # the README's one-node cluster, for real
+        ray = Path(sys.executable).with_name("ray")
+        proc = subprocess.run([str(ray), *words[1:]], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"{line}: {proc.stdout}\n{proc.stderr}"
     elif words[0] == "bash":
         assert subprocess.run(["bash", "-n", str(ROOT / words[1])]).returncode == 0, line
     else:
@@ -62,6 +76,16 @@ def _shell_line(line: str) -> None:
 def test_every_code_block_runs_as_written(in_a_user_folder, capsys):
     assert BLOCKS, "no code blocks found"
     namespace: dict[str, object] = {"__name__": "__readme__"}
+    try:
+        _run_blocks(namespace)
+    finally:  # a cluster the README started must not outlive a failure
+        if any("ray start" in code for _, code in BLOCKS):
+            subprocess.run(
+                [str(Path(sys.executable).with_name("ray")), "stop", "--force"], capture_output=True
+            )
+
+
+def _run_blocks(namespace: dict[str, object]) -> None:
     for language, code in BLOCKS:
         if language == "python":
             exec(compile(code, "README.md", "exec"), namespace)
@@ -103,7 +127,8 @@ def test_the_readme_lists_the_columns_of_the_file():
             continue
         assert documented == _type_name(field), field.name
     flat = " ".join(README.split())
-    long = re.search(r"columns `([^`]*)`, the eight unit fields as columns, then `([^`]*)`;", flat)
+    count = ("seven", "eight", "nine", "ten", "eleven")[len(UNIT_KEYS) - 7]
+    long = re.search(rf"columns `([^`]*)`, the {count} unit fields as columns, then `([^`]*)`;", flat)
     assert long is not None, "the README's sentence about the long layout changed"
     head, tail = ([name.strip() for name in part.split(",")] for part in long.groups())
     assert LONG_SCHEMA.names == [*head, *UNIT_KEYS, *tail]
