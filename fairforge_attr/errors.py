@@ -37,3 +37,8 @@ class EngineOutOfMemoryError(FairForgeError, MemoryError):
 
 class NumericalError(FairForgeError, ArithmeticError):
     """Scores stayed NaN/inf even after recomputing in float32."""
+
+
+class OutputError(FairForgeError, OSError):
+    """An output could not be written (no such folder, not writable, disk full); the message
+    says what was kept."""

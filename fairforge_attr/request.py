@@ -11,6 +11,18 @@ from .errors import InvalidRequestError
 from .results import Message
 
 
+def unpaired_surrogate(text: str) -> str | None:
+    """The first lone UTF-16 surrogate in ``text`` (as ``\\ud800``), or None. JSON may spell one
+    (``"\\ud800"``) and Python keeps it, but no tokenizer or UTF-8 file can hold it."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"\\u{ord(text[exc.start]):04x}"
+    return None
+
+
 class ExplainRequest(BaseModel):
     """One item to explain: chat ``messages`` or a raw ``prompt``, and the ``target`` response.
 
@@ -33,6 +45,12 @@ class ExplainRequest(BaseModel):
             raise ValueError("'prompt' is empty")
         if self.target is not None and not self.target.strip():
             raise ValueError("'target' is empty; give the response to explain (or none to generate one)")
+        texts = [("prompt", self.prompt), ("target", self.target)]
+        texts += [(f"messages.{i}.content", m.content) for i, m in enumerate(self.messages or [])]
+        for where, text in texts:
+            bad = unpaired_surrogate(text) if text else None
+            if bad:
+                raise ValueError(f"{where}: unpaired surrogate {bad}; text must be valid Unicode")
         return self
 
 
@@ -45,11 +63,28 @@ def _readable(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def split_last_assistant(messages: Any, target: Any) -> tuple[Any, Any]:
+    """The one rule for a conversation without a target (explain, batch and the API alike): when
+    its last message is the assistant's, that message is the response to explain and the rest
+    is the prompt. Anything else is returned unchanged."""
+    if target is not None or not isinstance(messages, Sequence) or isinstance(messages, str) or not messages:
+        return messages, target
+    last = messages[-1]
+    role = last.role if isinstance(last, Message) else last.get("role") if isinstance(last, Mapping) else None
+    if role != "assistant":
+        return messages, target
+    content = last.content if isinstance(last, Message) else last.get("content")
+    return list(messages[:-1]), content
+
+
 def make_request(
     messages: Sequence[Mapping[str, Any] | Message] | None = None,
     target: str | None = None,
     prompt: str | None = None,
 ) -> ExplainRequest:
+    """A validated request; a conversation that ends with the assistant's message and has no
+    target explains that message (see ``split_last_assistant``)."""
+    messages, target = split_last_assistant(messages, target)
     try:
         return ExplainRequest(messages=messages, prompt=prompt, target=target)
     except ValidationError as exc:

@@ -19,14 +19,34 @@ Model = Annotated[
     typer.Option(
         "--model",
         "-m",
+        metavar="FOLDER|HUB_ID",
         help="A local model folder or a Hugging Face hub id. Default: the built-in demo model.",
         show_default=False,
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+Revision = Annotated[
+    str | None,
+    typer.Option(
+        metavar="REV",
+        help="Branch, tag or commit of a hub model (default: its main branch).",
+        show_default=False,
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+TrustRemoteCode = Annotated[
+    bool,
+    typer.Option(
+        "--trust-remote-code",
+        help="Run Python code shipped with the model (auto_map in its config.json). Off by default: "
+        "that code runs with your permissions, so only for models whose authors you trust.",
         rich_help_panel=MODEL_PANEL,
     ),
 ]
 Device = Annotated[
     str | None,
     typer.Option(
+        metavar="DEVICE",
         help="cpu, cuda, cuda:N or auto (the GPU when there is one).",
         show_default="auto",
         rich_help_panel=MODEL_PANEL,
@@ -35,6 +55,7 @@ Device = Annotated[
 Dtype = Annotated[
     str | None,
     typer.Option(
+        metavar="DTYPE",
         help="float32, float16, bfloat16 or auto (float16 on GPU, float32 on CPU).",
         show_default="auto",
         rich_help_panel=MODEL_PANEL,
@@ -119,6 +140,7 @@ NSteps = Annotated[
 Baseline = Annotated[
     str | None,
     typer.Option(
+        metavar="VALUE",
         help="How a removed unit disappears: pad, unk, eos, hide (attention mask), a token id, or a one-token string.",
         show_default="pad",
         rich_help_panel=METHOD_PANEL,
@@ -128,6 +150,7 @@ ExtraOptions = Annotated[
     list[str] | None,
     typer.Option(
         "--option",
+        metavar="NAME=VALUE",
         help="Any other method option, as NAME=VALUE (repeatable), e.g. --option kernel_width=0.5.",
         show_default=False,
         rich_help_panel=METHOD_PANEL,
@@ -173,7 +196,13 @@ ShowUncertainty = Annotated[
 ]
 TopK = Annotated[
     int,
-    typer.Option("--top-k", "-k", min=0, help="Rows of the top-units table.", rich_help_panel=OUTPUT_PANEL),
+    typer.Option(
+        "--top-k",
+        "-k",
+        min=0,
+        help="Rows of the top-units table (0: no table).",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
 ]
 
 
@@ -208,6 +237,14 @@ InputJsonl = Annotated[
         exists=True,
         dir_okay=False,
         help="One JSON object per line (see ffattr batch --help).",
+        show_default=False,
+    ),
+]
+InputJsonlOrStdin = Annotated[
+    Path,
+    typer.Argument(
+        metavar="IN.jsonl",
+        help='One JSON object per line ("-": stdin, read as it arrives).',
         show_default=False,
     ),
 ]
