@@ -204,10 +204,12 @@ def markdown(result: dict[str, Any]) -> str:
         sampled = c.get("word_stride", 1) > 1
         what = f"word occlusion (1 word in {c['word_stride']})" if sampled else "exhaustive word occlusion"
         if "ratio_to_roofline" in occ:
+            # both clocks: on a loaded machine wall seconds alone flatter whichever row got more CPU
+            met = max(occ["ratio_to_roofline"], occ["cpu_ratio_to_roofline"]) <= TARGET_RATIO
             lines.append(
                 f"- {c['model']}: {what} {occ['ratio_to_roofline']:.2f} x roofline seconds, "
-                f"{occ['cpu_ratio_to_roofline']:.2f} x its CPU seconds (target <= {TARGET_RATIO}): "
-                f"{'met' if occ['ratio_to_roofline'] <= TARGET_RATIO else '**missed**'}"
+                f"{occ['cpu_ratio_to_roofline']:.2f} x its CPU seconds (target <= {TARGET_RATIO} "
+                f"on both): {'met' if met else '**missed**'}"
             )
         if sampled:
             continue

@@ -46,13 +46,22 @@ def test_long_input_benchmark_quick_mode_runs(tmp_path):
     assert 0 < refine["token_share_of_exhaustive"] < 1 and 0 <= refine["top10_agreement"] <= 1
     assert [s["stage"] for s in refine["stages"]] == ["coarse", "fine"]
     assert "top-10 agreement" in out_md.read_text()
+    # --refine-only: the counts without the roofline rows
+    only = refine_main(
+        ["--quick", "--refine-only", "--threads", "1", "--json", str(out_json), "--md", str(out_md)]
+    )
+    rows = only["cases"][0]["rows"]
+    assert (
+        set(rows) == {"occlusion", "refine/sentence/top-1"} and "ratio_to_roofline" not in rows["occlusion"]
+    )
+    assert rows["refine/sentence/top-1"]["tokens"] == refine["tokens"]
 
 
 def test_compare_quick_mode_runs(tmp_path):
     """Ours beside whichever peers are installed (those missing are skipped with the reason),
     top-k agreement with occlusion, the accuracy-per-cost sweep and the estimator accuracy."""
     from benchmarks.compare import main as compare
-    from benchmarks.peers import INSEQ, missing
+    from benchmarks.peers import missing
 
     out_json, out_md = tmp_path / "c.json", tmp_path / "RESULTS.md"
     out_md.write_text("# results\n")
@@ -63,7 +72,7 @@ def test_compare_quick_mode_runs(tmp_path):
         if case["method"] == "occlusion":
             assert ours["top_k_vs_occlusion"] == 1.0  # its own reference
         for peer in ("interpreto", "inseq"):
-            if missing(peer) and (peer != "inseq" or case["method"] in INSEQ):  # inseq lacks sobol
+            if missing(peer):
                 assert "not installed" in case["skipped"][peer]
     assert {r["method"] for r in result["sweep"]} >= {"lime", "kernel_shap", "occlusion"}
     acc = result["accuracy"]
