@@ -18,16 +18,21 @@ from .errors import FairForgeError, InvalidRequestError
 from .faithfulness.types import Faithfulness, FaithfulnessOptions
 from .models import load_model, model_name
 from .plan import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED, Plan, build_plan
-from .prompt import encode, tokenize_prompt_ids
-from .request import ExplainRequest, coerce_request, make_request
+from .prompt import encode
+from .request import CONTRAST_PER_TARGET_TOKEN, ExplainRequest, coerce_request, make_request
 from .results import AttributionResult, BatchAttributionResult
-from .scorer import EncodedItem, score_group
+from .scorer import EncodedItem, check_item, score_group
+from .targets import generate_targets
 from .types import AttributionMethod, Granularity
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 PACK_ITEMS = 32  # items whose variants (perturbation) or points (gradient) may share passes
+NO_TARGET = (
+    "no target: give the response to explain, or let the model answer (generate=True; "
+    "ffattr batch --generate)"
+)
 
 
 @dataclass
@@ -94,6 +99,7 @@ class AttributionExplainer:
         target: str | None = None,
         *,
         prompt: str | None = None,
+        contrast: str | None = None,
         method: AttributionMethod | str | None = None,
         granularity: Granularity | str | None = None,
         seed: int = DEFAULT_SEED,
@@ -105,18 +111,21 @@ class AttributionExplainer:
         """Attribute log p(target | messages or prompt) to the units of the input.
 
         ``target=None`` generates the response greedily (``max_new_tokens``) and explains
-        that; the result's ``metadata.target_generated`` says so. Method options (e.g.
+        that; the result's ``metadata.target_generated`` says so. ``contrast``: another answer;
+        the scores then explain log p(target) - log p(contrast), both teacher-forced: why the
+        model prefers the target to the contrast (``result.contrastive``). Method options (e.g.
         ``n_samples``, ``baseline``) are passed as keyword arguments; ``ffattr methods``
         lists them. ``faithfulness=True`` (or a dict of ``FaithfulnessOptions``) also measures
         how well the scores predict removals (``result.faithfulness``; forward passes only,
         see ``fairforge_attr.faithfulness``).
         """
-        request = make_request(messages, target, prompt)
+        request = make_request(messages, target, prompt, contrast)
         plan = self.plan(
             method,
             granularity,
             seed=seed,
             per_target_token=per_target_token,
+            generate=True,
             max_new_tokens=max_new_tokens,
             faithfulness=faithfulness,
             **options,
@@ -134,14 +143,20 @@ class AttributionExplainer:
         granularity: Granularity | str | None = None,
         seed: int = DEFAULT_SEED,
         per_target_token: bool = False,
+        generate: bool = False,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
     ) -> BatchAttributionResult:
-        """Explain many ``(messages, target)`` pairs (or dicts with messages/prompt/target).
+        """Explain many ``(messages, target)`` pairs, ``(messages, target, contrast)`` triples,
+        or dicts with messages/prompt/target/contrast.
 
         Several items share passes (the variants of perturbation methods, the points and
         gradients of gradient methods), so this is faster than a loop over ``explain``, with
-        the same scores: an item's scores never depend on the items beside it. The first bad item raises, naming its
+        the same scores: an item's scores never depend on the items beside it. An item without
+        a target is an error unless ``generate=True``: then the model answers it greedily
+        (``max_new_tokens``; the answers of a group are generated together) and that answer is
+        explained, as ``explain(target=None)`` does. The first bad item raises, naming its
         index; use ``iter_explain`` to collect errors instead.
         """
         start = time.perf_counter()
@@ -152,6 +167,8 @@ class AttributionExplainer:
             granularity=granularity,
             seed=seed,
             per_target_token=per_target_token,
+            generate=generate,
+            max_new_tokens=max_new_tokens,
             faithfulness=faithfulness,
             **options,
         ):
@@ -172,18 +189,20 @@ class AttributionExplainer:
         granularity: Granularity | str | None = None,
         seed: int = DEFAULT_SEED,
         per_target_token: bool = False,
+        generate: bool = False,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         progress: Callable[[int], None] | None = None,
         faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
     ) -> Iterator[ItemOutcome]:
         """Yield one ItemOutcome per item, in order, as soon as its group is done. Bad items
-        yield an error and never stop the others."""
+        yield an error and never stop the others. ``generate``: as in ``explain_batch``."""
         plan = self.plan(
             method,
             granularity,
             seed=seed,
             per_target_token=per_target_token,
+            generate=generate,
             max_new_tokens=max_new_tokens,
             faithfulness=faithfulness,
             **options,
@@ -200,6 +219,7 @@ class AttributionExplainer:
         *,
         seed: int = DEFAULT_SEED,
         per_target_token: bool = False,
+        generate: bool = False,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
@@ -215,6 +235,7 @@ class AttributionExplainer:
             granularity=self.default_granularity if granularity is None else granularity,
             seed=seed,
             per_target_token=per_target_token,
+            generate=generate,
             max_new_tokens=max_new_tokens,
             options=options,
             faithfulness=faithfulness,
@@ -223,8 +244,9 @@ class AttributionExplainer:
     def iter_outcomes(self, plan: Plan, items: Iterable[Any]) -> Iterator[ItemOutcome]:
         """Explain ``items`` under ``plan``: one ItemOutcome per item, in order, as soon as its
         group of up to ``PACK_ITEMS`` items is done. An item may be an ExplainRequest, a
-        ``(messages, target)`` pair or a dict with messages/prompt/target; one that cannot be
-        read, encoded or scored yields its error and never stops the others."""
+        ``(messages, target[, contrast])`` tuple or a dict with messages/prompt/target/contrast;
+        one that cannot be read, answered, encoded or scored yields its error and never stops
+        the others."""
         group: list[tuple[int, ExplainRequest | FairForgeError]] = []
         for index, item in enumerate(items):
             try:
@@ -268,13 +290,20 @@ class AttributionExplainer:
     ) -> Iterator[ItemOutcome]:
         start = time.perf_counter()
         outcomes: dict[int, ItemOutcome] = {}
-        ready: list[tuple[int, EncodedItem]] = []
+        readable: list[tuple[int, ExplainRequest]] = []
         for index, req in group:
             if isinstance(req, FairForgeError):
                 outcomes[index] = ItemOutcome(index, error=req)
-                continue
+            elif plan.per_target_token and req.contrast is not None:
+                outcomes[index] = ItemOutcome(index, error=InvalidRequestError(CONTRAST_PER_TARGET_TOKEN))
+            else:
+                readable.append((index, req))
+        ready: list[tuple[int, EncodedItem]] = []
+        for (index, req), target in zip(readable, self._targets(plan, [req for _, req in readable])):
             try:
-                ready.append((index, self._encode(plan, req)))
+                if isinstance(target, FairForgeError):
+                    raise target
+                ready.append((index, self._encode(plan, req, target, generated=req.target is None)))
             except FairForgeError as exc:
                 outcomes[index] = ItemOutcome(index, error=exc)
         if ready:
@@ -290,10 +319,26 @@ class AttributionExplainer:
         for index, _ in group:
             yield outcomes[index]
 
-    def _encode(self, plan: Plan, req: ExplainRequest) -> EncodedItem:
-        target, generated = req.target, False
-        if target is None:
-            target, generated = self._generate(req, plan.max_new_tokens), True
+    def _targets(self, plan: Plan, requests: Sequence[ExplainRequest]) -> list[str | FairForgeError]:
+        """Every request's target: its own, else (``plan.generate``) the model's greedy answer,
+        generated for the whole group at once, else an error."""
+        out: list[str | FairForgeError] = [
+            req.target if req.target is not None else InvalidRequestError(NO_TARGET) for req in requests
+        ]
+        missing = [i for i, req in enumerate(requests) if req.target is None]
+        if plan.generate and missing:
+            texts = generate_targets(
+                self.engine,
+                self.tokenizer,
+                [requests[i] for i in missing],
+                plan.max_new_tokens,
+                self.max_length,
+            )
+            for i, text in zip(missing, texts):
+                out[i] = text
+        return out
+
+    def _encode(self, plan: Plan, req: ExplainRequest, target: str, *, generated: bool) -> EncodedItem:
         encoded = encode(
             self.tokenizer,
             target=target,
@@ -301,7 +346,9 @@ class AttributionExplainer:
             messages=req.messages,
             prompt=req.prompt,
             max_length=self.max_length,
+            contrast=req.contrast,
         )
+        check_item(plan, encoded)
         return EncodedItem(encoded, target_generated=generated)
 
     def _log(self, result: AttributionResult) -> None:
@@ -314,20 +361,6 @@ class AttributionExplainer:
             f"[dim]{result.method.value}/{result.granularity.value}: {m.n_units} units, {m.n_forward} forward, "
             f"{m.n_sequences} sequences, {m.compute_time_seconds:.2f}s, log p(target)={m.target_log_prob:.3f}[/dim]"
         )
-
-    def _generate(self, req: ExplainRequest, max_new_tokens: int) -> str:
-        ids = tokenize_prompt_ids(self.tokenizer, messages=req.messages, prompt=req.prompt)
-        # Chat models end a turn with their own token (e.g. <|im_end|>), named in the
-        # generation config rather than as the tokenizer's eos: stop at any of them.
-        stop = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        stop = set(stop if isinstance(stop, (list, tuple)) else [stop] if stop is not None else [])
-        if self.tokenizer.eos_token_id is not None:
-            stop.add(self.tokenizer.eos_token_id)
-        new = self.engine.generate(ids, max_new_tokens, sorted(stop), self.tokenizer.pad_token_id)
-        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
-        if not text:
-            raise InvalidRequestError("the model generated an empty response; pass a target to explain")
-        return text
 
 
 def compute_attributions(

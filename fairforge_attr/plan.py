@@ -46,6 +46,9 @@ class Plan:
             rebuilt from a record).
         extra_params: how the baseline was resolved, as recorded next to the options
             (e.g. ``("removal", "pad token '<pad>'")``).
+        generate: whether an item without a target gets the model's greedy answer as its
+            target (``explain`` always; batches when asked: ``generate=True``, ``--generate``);
+            without it such an item is an error.
         max_new_tokens: how many tokens to generate for an item without a target.
         faithfulness: measure each result's faithfulness with these options (None: do not).
         faithfulness_baseline: how the faithfulness probes remove a unit (resolved with the
@@ -59,6 +62,7 @@ class Plan:
     per_target_token: bool = False
     baseline: Baseline | None = None
     extra_params: tuple[tuple[str, Any], ...] = ()
+    generate: bool = False
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     faithfulness: FaithfulnessOptions | None = None
     faithfulness_baseline: Baseline | None = None
@@ -166,6 +170,7 @@ def build_plan(
     granularity: Granularity | str,
     seed: int = DEFAULT_SEED,
     per_target_token: bool = False,
+    generate: bool = False,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     options: Mapping[str, Any] | None = None,
     faithfulness: bool | Mapping[str, Any] | FaithfulnessOptions | None = False,
@@ -173,6 +178,8 @@ def build_plan(
     """The Plan of one call: method, granularity and options validated (errors name the valid
     choices), the baseline resolved with ``tokenizer``. ``AttributionExplainer.plan`` calls
     this with the explainer's tokenizer and defaults."""
+    if max_new_tokens < 1:
+        raise InvalidRequestError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     spec = get_method(method)
     gran = Granularity.parse(granularity)
     opts = spec.parse_options(dict(options or {}))
@@ -190,6 +197,7 @@ def build_plan(
         per_target_token=per_target_token,
         baseline=baseline,
         extra_params=tuple(extra.items()),
+        generate=generate,
         max_new_tokens=max_new_tokens,
         faithfulness=check,
         faithfulness_baseline=check_baseline,

@@ -18,7 +18,7 @@ say) are added as it would add them for any text, and stay fixed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -60,6 +60,19 @@ class EncodedInput:
     target_text: str
     messages: list[Message] | None
     target_tokens: list[str] = field(default_factory=list)
+    # A contrastive item explains f = log p(target | x) - log p(contrast | x): ``contrast`` is
+    # its twin, the same prompt and units followed by the contrast answer (``encode`` builds
+    # it). Whatever scores through the engine gets the difference (``ScoreResult.values``).
+    contrast: EncodedInput | None = None
+
+    @property
+    def contrastive(self) -> bool:
+        return self.contrast is not None
+
+    def answers(self) -> list[EncodedInput]:
+        """The sequences the engine scores for this item: itself (prompt + target), then its
+        contrast twin (prompt + contrast) for a contrastive item."""
+        return [self] if self.contrast is None else [self, self.contrast]
 
     @property
     def seq_len(self) -> int:
@@ -163,23 +176,25 @@ def encode(
     messages: Sequence[Message] | None = None,
     prompt: str | None = None,
     max_length: int | None = None,
+    contrast: str | None = None,
 ) -> EncodedInput:
-    """Tokenise prompt and target once and build the units of the requested granularity."""
+    """Tokenise prompt and target once and build the units of the requested granularity.
+    With ``contrast``, the result's ``contrast`` is the same prompt followed by that answer."""
     if not getattr(tokenizer, "is_fast", False):
         raise PromptEncodingError(
             f"{type(tokenizer).__name__} is a slow tokenizer without character offsets; "
             "load the fast one (AutoTokenizer.from_pretrained(..., use_fast=True))."
         )
     text, spans, roles, prompt_ids, offsets = _tokenize_prompt(tokenizer, messages, prompt)
-    target_ids = list(tokenizer(target, add_special_tokens=False)["input_ids"])
-    if not target_ids:
-        raise InvalidRequestError("the target is empty after tokenisation; give a non-empty target")
-    total = len(prompt_ids) + len(target_ids)
-    if max_length is not None and total > max_length:
-        raise PromptTooLongError(
-            f"prompt ({len(prompt_ids)} tokens) + target ({len(target_ids)} tokens) = {total} "
-            f"tokens, more than the limit of {max_length}; shorten the input or raise max_length."
-        )
+    target_ids = _answer_ids(tokenizer, target, "target", len(prompt_ids), max_length)
+    contrast_ids = None
+    if contrast is not None:
+        contrast_ids = _answer_ids(tokenizer, contrast, "contrast", len(prompt_ids), max_length)
+        if contrast_ids == target_ids:
+            raise InvalidRequestError(
+                f"the contrast {contrast!r} is the target itself: log p(target) - log p(contrast) "
+                "would be 0 for every input; give a different answer to compare with"
+            )
 
     segmenter = {
         Granularity.TOKEN: None,
@@ -200,9 +215,8 @@ def encode(
             segments = np.asarray(segmenter(content), dtype=np.int64).reshape(-1, 2)
         units.extend(_group(inside, tok_s, tok_e, segments, shift, content, mi, roles[mi]))
 
-    ids = torch.tensor(prompt_ids + target_ids, dtype=torch.long)
-    return EncodedInput(
-        input_ids=ids,
+    encoded = EncodedInput(
+        input_ids=torch.tensor(prompt_ids + target_ids, dtype=torch.long),
         prompt_length=len(prompt_ids),
         units=units,
         prompt_text=text,
@@ -210,6 +224,30 @@ def encode(
         messages=list(messages) if messages is not None else None,
         target_tokens=tokenizer.batch_decode([[t] for t in target_ids]),
     )
+    if contrast_ids is not None:
+        encoded.contrast = replace(
+            encoded,
+            input_ids=torch.tensor(prompt_ids + contrast_ids, dtype=torch.long),
+            target_text=contrast,
+            target_tokens=tokenizer.batch_decode([[t] for t in contrast_ids]),
+        )
+    return encoded
+
+
+def _answer_ids(
+    tokenizer: PreTrainedTokenizerBase, text: str, name: str, n_prompt: int, max_length: int | None
+) -> list[int]:
+    """The token ids of a target (or contrast) answer, checked against the length limit."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if not ids:
+        raise InvalidRequestError(f"the {name} is empty after tokenisation; give a non-empty {name}")
+    total = n_prompt + len(ids)
+    if max_length is not None and total > max_length:
+        raise PromptTooLongError(
+            f"prompt ({n_prompt} tokens) + {name} ({len(ids)} tokens) = {total} "
+            f"tokens, more than the limit of {max_length}; shorten the input or raise max_length."
+        )
+    return ids
 
 
 def _group(

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ..api import PACK_ITEMS
 from ..errors import InvalidRequestError
 from ..io.jsonl import BatchItem
-from ..plan import DEFAULT_SEED, Plan, build_plan
+from ..plan import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED, Plan, build_plan
 from ..types import AttributionMethod, Granularity
 from .job import BatchJob, Shard
 from .rows import attribute_rows, failure_row
@@ -187,8 +187,8 @@ class RayBatchJob(BatchJob):
         worker: how each actor loads the model.
         output: as for BatchJob.
         ray: where and how wide to run.
-        method, granularity, seed, per_target_token, options, plan, fail_fast, faithfulness:
-            as for BatchJob.
+        method, granularity, seed, per_target_token, generate, max_new_tokens, options, plan,
+            fail_fast, faithfulness: as for BatchJob (the workers generate missing targets).
     """
 
     def __init__(
@@ -201,6 +201,8 @@ class RayBatchJob(BatchJob):
         granularity: Granularity | str | None = None,
         seed: int = DEFAULT_SEED,
         per_target_token: bool = False,
+        generate: bool = False,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         options: dict[str, Any] | None = None,
         plan: Plan | None = None,
         fail_fast: bool = False,
@@ -215,6 +217,8 @@ class RayBatchJob(BatchJob):
                 granularity=granularity or Granularity.WORD,
                 seed=seed,
                 per_target_token=per_target_token,
+                generate=generate,
+                max_new_tokens=max_new_tokens,
                 faithfulness=faithfulness,
                 options=options,
             )

@@ -47,14 +47,17 @@ Examples:
   ffattr merge part-*.parquet all.parquet --input in.jsonl   # join the shards
   ffattr batch in.jsonl out/ --backend ray --num-workers 4   # parts in out/
   ffattr batch in.jsonl out.parquet --backend ray --address auto
+  ffattr batch questions.jsonl answers.parquet --generate   # explain the model's own answers
 
 Each input line is one JSON object, one of:
 
   {"id": 1, "messages": \\[{"role": "user", "content": "Hi"}], "target": "Hey"}
   {"id": 2, "prompt": "2 + 2 =", "target": " 4"}
   {"id": 3, "messages": \\[{"role": "user", ...}, {"role": "assistant", ...}]}
+  {"id": 4, "messages": \\[...], "target": "Paris.", "contrast": "Berlin."}
+  {"id": 5, "messages": \\[{"role": "user", "content": "Hi"}]}     # with --generate
 
-"id" is optional (default: the line number); other fields are copied to the meta column. A bad line becomes an error row (status "error", with its line number) and the run goes on.
+"id" is optional (default: the line number); "contrast" explains why the model prefers the target to that answer (log p(target) - log p(contrast)); other fields are copied to the meta column. A bad line becomes an error row (status "error", with its line number) and the run goes on.
 
 Exit code: 0 when every item succeeded (or --allow-errors), 1 when some failed, 2 for usage errors, 130/143 when interrupted (finished items are kept for --resume).
 """
@@ -128,6 +131,25 @@ def batch(
     per_target_token: o.PerTargetToken = False,
     faithfulness: o.Faithfulness = False,
     faithfulness_option: o.FaithfulnessOptions = None,
+    generate: Annotated[
+        bool,
+        typer.Option(
+            "--generate",
+            help="Lines without a target: explain the model's own greedy answer (generated in "
+            "batches, stored in the target column with target_generated=true). Without it they are "
+            "error rows.",
+            rich_help_panel=RUN_PANEL,
+        ),
+    ] = False,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="With --generate: the most tokens an answer may have (default 64).",
+            show_default=False,
+            rich_help_panel=RUN_PANEL,
+        ),
+    ] = None,
     layout: Annotated[
         Layout,
         typer.Option(
@@ -214,6 +236,10 @@ def batch(
         raise typer.BadParameter(
             "--resume keeps OUT, --overwrite replaces it: give one", param_hint="--resume"
         )
+    if max_new_tokens is not None and not generate:
+        raise typer.BadParameter(
+            "only lines the model answers take it: add --generate", param_hint="--max-new-tokens"
+        )
     if not resume and not overwrite:
         try:  # the job refuses too; asking here answers before the model loads
             refuse_existing_output(output)
@@ -232,12 +258,15 @@ def batch(
     check = faithfulness_options(faithfulness, faithfulness_option)
 
     from ..batch import BatchJob, count_items
+    from ..plan import DEFAULT_MAX_NEW_TOKENS
 
     job_args = {
         "method": method,
         "granularity": granularity,
         "seed": seed,
         "per_target_token": per_target_token,
+        "generate": generate,
+        "max_new_tokens": max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
         "options": opts,
         "fail_fast": on_error is OnError.fail,
         "faithfulness": check,

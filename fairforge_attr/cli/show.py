@@ -110,6 +110,8 @@ def _draw(console: Console, row: dict[str, Any], layout: str, top_k: int, per_ta
     result = row_to_result(row)
     if layout == "long":  # the long layout keeps units but not the prompt they came from
         console.print(Text(f"target: {result.target}"))
+        if result.contrast is not None:
+            console.print(Text(f"contrast: {result.contrast}"))
         console.print(top_k_table(result, top_k))
         console.print(footer(result))
         return

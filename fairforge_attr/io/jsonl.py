@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRequestError
+from ..request import REQUEST_FIELDS
 
-REQUEST_FIELDS = ("messages", "prompt", "target")
 _EXAMPLE = '{"id": "q1", "messages": [{"role": "user", "content": "..."}], "target": "..."}'
 
 
@@ -28,8 +28,8 @@ class JsonLine:
 class BatchItem:
     """One batch input line, split into what the library attributes and what is carried along.
 
-    ``request`` holds only messages/prompt/target; every other field is kept in ``meta`` and
-    written back untouched. ``error`` is set when the line cannot become a request.
+    ``request`` holds only messages/prompt/target/contrast; every other field is kept in
+    ``meta`` and written back untouched. ``error`` is set when the line cannot become a request.
     """
 
     line: int
@@ -67,10 +67,12 @@ def count_nonblank_lines(path: str | Path) -> int:
         return sum(1 for raw in f if raw.strip())
 
 
-def parse_batch_item(entry: JsonLine) -> BatchItem:
+def parse_batch_item(entry: JsonLine, *, generate: bool = False) -> BatchItem:
     """A JSONL line -> a BatchItem. Accepted shapes: ``{"id", "messages", "target"}``,
     ``{"id", "prompt", "target"}``, or ``{"id", "messages"}`` whose last message is the
-    assistant's (it becomes the target). ``id`` defaults to the line number."""
+    assistant's (it becomes the target); any of them may add ``"contrast"``. ``id`` defaults to
+    the line number. With ``generate``, a line with no target at all is kept (the model will
+    answer it); without, it is an error."""
     default_id = str(entry.line)
     if entry.error is not None:
         return BatchItem(entry.line, default_id, meta=None, error=entry.error)
@@ -102,13 +104,13 @@ def parse_batch_item(entry: JsonLine) -> BatchItem:
         if isinstance(last, dict) and last.get("role") == "assistant":
             request["messages"] = messages[:-1]
             request["target"] = last.get("content")
-        else:
+        elif not generate:
             return BatchItem(
                 entry.line,
                 item_id,
                 meta=meta,
-                error='no target: add a "target" field, or end "messages" with the assistant\'s '
-                "message to explain",
+                error='no target: add a "target" field, end "messages" with the assistant\'s '
+                "message to explain, or run with --generate to explain the model's own answer",
             )
     return BatchItem(entry.line, item_id, request=request, meta=meta)
 

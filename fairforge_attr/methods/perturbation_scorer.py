@@ -11,6 +11,7 @@ import torch
 from pydantic import BaseModel
 
 from ..engine import Baseline, Engine, ScoreRequest, resolve_baseline
+from ..engine.objective import contrastive_values
 from .base import RawScores
 
 if TYPE_CHECKING:
@@ -47,13 +48,17 @@ class PerturbationScorer:
         out = []
         for m, res in zip(masks, engine.score(requests)):
             per_token = res.log_probs[1:].double()
-            scores = self.attribute(m, per_token.sum(-1, keepdim=True), options)[0]
+            contrast = res.contrast_log_probs
+            # f of every variant (summed in float64): for a contrastive item, the difference
+            values = contrastive_values(per_token, None if contrast is None else contrast[1:].double())
+            scores = self.attribute(m, values.unsqueeze(-1), options)[0]
             ptt = self.attribute(m, per_token, options) if plan.per_target_token else None
             out.append(
                 RawScores(
                     scores=scores,
                     per_target_token=ptt,
                     target_log_prob=float(res.log_probs[0].double().sum()),
+                    contrast_log_prob=None if contrast is None else float(contrast[0].double().sum()),
                     n_forward=res.n_forward,
                     n_sequences=res.n_sequences,
                 )

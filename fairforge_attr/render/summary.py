@@ -22,6 +22,8 @@ class Summary:
     errors: int = 0
     seconds: float = 0.0
     forward: int = 0
+    contrastive: int = 0
+    generated: int = 0
     methods: Counter = field(default_factory=Counter)
     models: Counter = field(default_factory=Counter)
     top_units: Counter = field(default_factory=Counter)
@@ -36,6 +38,8 @@ class Summary:
             return
         self.seconds += row.get("compute_time_s") or 0.0
         self.forward += row.get("n_forward") or 0
+        self.contrastive += row.get("contrast") is not None
+        self.generated += bool(row.get("target_generated"))
         self.methods[f"{row.get('method')}/{row.get('granularity')}"] += 1
         self.models[row.get("model")] += 1
         units = row.get("units") or []
@@ -58,6 +62,10 @@ def summary_table(summary: Summary, n_units: int = 10) -> Group:
         facts.add_row("mean forward passes", f"{s.forward / s.ok:.1f} per item")
         facts.add_row("method/granularity", ", ".join(f"{k} ({v})" for k, v in s.methods.most_common()))
         facts.add_row("model", ", ".join(f"{k} ({v})" for k, v in s.models.most_common()))
+        if s.contrastive:
+            facts.add_row("contrastive", f"{s.contrastive} of {s.ok} (log p(target) - log p(contrast))")
+        if s.generated:
+            facts.add_row("generated targets", f"{s.generated} of {s.ok} (the model's own answers)")
     parts: list[Any] = [facts]
     if s.top_units:
         words = Table(title=f"most frequent top-{TOP_PER_ITEM} units", title_justify="left")

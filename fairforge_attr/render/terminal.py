@@ -42,6 +42,8 @@ def heatmap(result: AttributionResult) -> Group:
                 text.append(piece, style=_style(attribution.normalized_score))
         blocks.append(Panel(text, title=f"[bold]{role}[/bold]", title_align="left", border_style="dim"))
     target_note = " (generated)" if result.metadata.target_generated else ""
+    if result.contrastive:
+        target_note += ": why this answer"
     blocks.append(
         Panel(
             Text(result.target),
@@ -50,7 +52,21 @@ def heatmap(result: AttributionResult) -> Group:
             border_style="green",
         )
     )
+    if result.contrast is not None:
+        blocks.append(
+            Panel(
+                Text(result.contrast),
+                title="[bold]contrast: and not this one[/bold]",
+                title_align="left",
+                border_style="magenta",
+            )
+        )
     return Group(*blocks)
+
+
+def _short(text: str, width: int = 40) -> str:
+    text = " ".join(text.split())
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def _bar(normalized: float) -> Text:
@@ -60,7 +76,10 @@ def _bar(normalized: float) -> Text:
 
 
 def top_k_table(result: AttributionResult, k: int = 10) -> Table:
-    table = Table(title=f"top {k} units by |score|", title_justify="left")
+    title = f"top {k} units by |score|"
+    if result.contrast is not None:
+        title += f": for {_short(result.target)} rather than {_short(result.contrast)}"
+    table = Table(title=title, title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("unit")
     table.add_column("role")
