@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..batch import BatchJob
     from ..io import BatchItem
 
-RUN_PANEL = "Run"
+RUN_PANEL = o.RUN_PANEL
 MAX_ERRORS_LOGGED = 20
 
 EPILOG = """\
@@ -104,6 +104,28 @@ def _parse_shard(shard: str | None) -> tuple[int, int]:
     raise typer.BadParameter(f"expected I/N with 1 <= I <= N (e.g. 2/8), got {shard!r}", param_hint="--shard")
 
 
+def _check_run_flags(
+    output: str, *, resume: bool, overwrite: bool, generate: bool, max_new_tokens: int | None
+) -> None:
+    """Refuse flags that contradict each other or OUT, before the model loads."""
+    from ..batch import refuse_existing_output
+    from ..errors import InvalidRequestError
+
+    if resume and overwrite:
+        raise typer.BadParameter(
+            "--resume keeps OUT, --overwrite replaces it: give one", param_hint="--resume"
+        )
+    if max_new_tokens is not None and not generate:
+        raise typer.BadParameter(
+            "only lines the model answers take it: add --generate", param_hint="--max-new-tokens"
+        )
+    if not resume and not overwrite:
+        try:  # the job refuses too; asking here answers before the model loads
+            refuse_existing_output(output)
+        except InvalidRequestError as exc:
+            raise typer.BadParameter(str(exc), param_hint="OUT") from None
+
+
 @cli_command
 def batch(
     ctx: typer.Context,
@@ -131,25 +153,8 @@ def batch(
     per_target_token: o.PerTargetToken = False,
     faithfulness: o.Faithfulness = False,
     faithfulness_option: o.FaithfulnessOptions = None,
-    generate: Annotated[
-        bool,
-        typer.Option(
-            "--generate",
-            help="Lines without a target: explain the model's own greedy answer (generated in "
-            "batches, stored in the target column with target_generated=true). Without it they are "
-            "error rows.",
-            rich_help_panel=RUN_PANEL,
-        ),
-    ] = False,
-    max_new_tokens: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="With --generate: the most tokens an answer may have (default 64).",
-            show_default=False,
-            rich_help_panel=RUN_PANEL,
-        ),
-    ] = None,
+    generate: o.Generate = False,
+    max_new_tokens: o.GenerateMaxNewTokens = None,
     layout: Annotated[
         Layout,
         typer.Option(
@@ -217,8 +222,6 @@ def batch(
     verbose: scale.Verbose = False,
 ) -> None:
     """Attribute every item of a JSONL file; write one row per item as it finishes."""
-    from ..batch import refuse_existing_output
-    from ..errors import InvalidRequestError
     from ..io import output_format
 
     output_format(output)
@@ -232,19 +235,9 @@ def batch(
         "verbose": verbose,
     }
     shard_index, shard_count = _parse_shard(shard)
-    if resume and overwrite:
-        raise typer.BadParameter(
-            "--resume keeps OUT, --overwrite replaces it: give one", param_hint="--resume"
-        )
-    if max_new_tokens is not None and not generate:
-        raise typer.BadParameter(
-            "only lines the model answers take it: add --generate", param_hint="--max-new-tokens"
-        )
-    if not resume and not overwrite:
-        try:  # the job refuses too; asking here answers before the model loads
-            refuse_existing_output(output)
-        except InvalidRequestError as exc:
-            raise typer.BadParameter(str(exc), param_hint="OUT") from None
+    _check_run_flags(
+        output, resume=resume, overwrite=overwrite, generate=generate, max_new_tokens=max_new_tokens
+    )
     for path in (Path(output), errors):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
