@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint format bench bench-quick demo-model clean
+.PHONY: install install-bench demo test lint format bench bench-quick demo-model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The benchmark's peers (interpreto, inseq) beside captum and shap. --no-deps for the two
+# whose metadata pulls CUDA 11 wheels on Linux; the rest of what they import is the bench
+# extra. torch stays the pinned CPU build (pip check: only the skipped CUDA wheels are missing).
+INTERPRETO := interpreto==0.5.2
+INSEQ      := inseq==0.7.1
+install-bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python -m pip install -q --no-deps $(INTERPRETO) $(INSEQ)
+	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 
 demo: $(STAMP)
 	$(BIN)/ffattr explain "What is the capital of France?" --target "The capital of France is Paris." --method occlusion
@@ -36,14 +46,18 @@ format: $(STAMP)
 demo-model: $(STAMP)
 	$(BIN)/python scripts/train_demo_model.py
 
-# The benchmark against captum and the roofline (benchmarks/RESULTS.md). The full run takes
-# 2-3 hours on a 2-core CPU; bench-quick only checks that every part runs (< 1 min).
+# The benchmark against captum and the roofline, then beside interpreto/captum/inseq with the
+# estimators' accuracy (benchmarks/RESULTS.md). The full runs take hours on a 2-core CPU
+# (make install-bench first for the peers; without them they are skipped and say so);
+# bench-quick only checks that every part runs (< 1 min).
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.compare
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick --json /tmp/ffattr_bench_quick.json --md /tmp/ffattr_bench_quick.md
+	$(BIN)/python -m benchmarks.compare --quick --json /tmp/ffattr_compare_quick.json --md /tmp/ffattr_bench_quick.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

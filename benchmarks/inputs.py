@@ -102,3 +102,40 @@ def batch_items(n: int) -> list[dict]:
 # decoding finishes in seconds.
 TINY = {**batch_items(1)[0], "granularity": "word"}
 INPUTS["tiny"] = TINY
+
+
+# The long-input target of issue 11: >= 2,000 prompt tokens and >= 100 sentences. A station
+# log built from fixed facts (no randomness), with one sentence that answers the question.
+_EVENTS = [
+    "the lens was cleaned",
+    "a boat brought oil",
+    "a storm broke a window",
+    "the clockwork was oiled",
+    "an inspector came",
+    "the fog horn sounded",
+    "the wall was rebuilt",
+    "a new keeper arrived",
+]
+
+
+def _station_log() -> str:
+    sentences = []
+    for year in range(1870, 1870 + 120):
+        sentences.append(f"In {year} {_EVENTS[(year * 7) % len(_EVENTS)]}.")
+        if year == 1889:
+            sentences.append("That year the engineer Margaret Ellison designed the stone tower.")
+    return " ".join(sentences)
+
+
+RAG = {
+    "messages": [
+        {"role": "system", "content": "Use the station log to answer the question."},
+        {
+            "role": "user",
+            "content": f"{_station_log()}\n\nQuestion: Who designed the stone tower?",
+        },
+    ],
+    "target": "The stone tower was designed by the engineer Margaret Ellison.",
+    "granularity": "sentence",
+}
+INPUTS["rag"] = RAG

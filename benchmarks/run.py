@@ -25,6 +25,7 @@ import torch
 
 from . import batch as batch_mod
 from . import gradient, perturbation, report
+from .compare_report import kept_section
 from .inputs import INPUTS
 from .measure import Timing, measure_once, track_live_memory
 from .models import MODELS, load, n_parameters
@@ -269,7 +270,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     notes = HERE / "notes.md"
     keep_notes = tag == "cpu" and not args.quick and notes.exists()
     md = report.markdown(result, notes.read_text() if keep_notes else "")
-    md_path.write_text(md + "\n")
+    peers = kept_section(md_path)  # benchmarks.compare's section survives a rerun of this one
+    md_path.write_text(md + ("\n\n" + peers if peers else "") + "\n")
     print(md)
     print(f"\nwrote {json_path} and {md_path}")
     return result

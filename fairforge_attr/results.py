@@ -45,6 +45,11 @@ class Attribution(BaseModel):
     role: str = Field(description="role of that message ('prompt' for a raw prompt)")
     char_start: int = Field(description="start offset in that message's content")
     char_end: int = Field(description="end offset (exclusive) in that message's content")
+    std_error: float | None = Field(
+        default=None,
+        description="standard error of the score from the method's sampling (LIME, KernelSHAP, "
+        "Sobol); 0 where every sample was enumerated; None for methods that do not sample masks",
+    )
 
 
 class PerTargetToken(BaseModel):
@@ -166,6 +171,7 @@ def build_result(
     they were computed. ``recomputed``: the item was redone in float32 after ``dtype`` gave
     NaN/inf."""
     scores = raw.scores.double().tolist()
+    errors = raw.std_error.double().tolist() if raw.std_error is not None else [None] * len(scores)
     peak = max((abs(s) for s in scores), default=0.0)
     attributions = [
         Attribution(
@@ -177,6 +183,7 @@ def build_result(
             role=u.role,
             char_start=u.char_start,
             char_end=u.char_end,
+            std_error=errors[i],
         )
         for i, u in enumerate(encoded.units)
     ]

@@ -110,6 +110,7 @@ def explain(
     faithfulness: o.Faithfulness = False,
     faithfulness_option: o.FaithfulnessOptions = None,
     top_k: o.TopK = 10,
+    show_uncertainty: o.ShowUncertainty = False,
     fmt: o.FormatOpt = o.Format.text,
     output: Annotated[
         Path | None,
@@ -182,6 +183,7 @@ def explain(
         top_k,
         per_target_token=per_target_token,
         model_note="built-in demo" if model is None else None,
+        show_uncertainty=show_uncertainty,
     )
 
 

@@ -159,6 +159,15 @@ GenerateMaxNewTokens = Annotated[
         rich_help_panel=RUN_PANEL,
     ),
 ]
+ShowUncertainty = Annotated[
+    bool,
+    typer.Option(
+        "--show-uncertainty",
+        help="Add each score's standard error (± s.e.) to the top-units table: the sampling "
+        "uncertainty of lime, kernel_shap and sobol (always stored in JSON/Parquet results).",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+]
 TopK = Annotated[
     int,
     typer.Option("--top-k", "-k", min=0, help="Rows of the top-units table.", rich_help_panel=OUTPUT_PANEL),

@@ -52,6 +52,7 @@ def show(
         int, typer.Option("--first", "-n", min=0, help="Without --id: draw the first N items.")
     ] = 1,
     top_k: o.TopK = 10,
+    show_uncertainty: o.ShowUncertainty = False,
     per_target_token: o.PerTargetToken = False,
     summary: Annotated[bool, typer.Option("--summary/--no-summary", help="The table over all items.")] = True,
     fmt: o.FormatOpt = o.Format.text,
@@ -86,7 +87,7 @@ def show(
         return
     console = stdout_console()
     for row in selected:
-        _draw(console, row, results.layout, top_k, per_target_token)
+        _draw(console, row, results.layout, top_k, per_target_token, show_uncertainty)
     if summary:
         from ..render.summary import summary_table
 
@@ -94,7 +95,14 @@ def show(
         console.print(summary_table(totals))
 
 
-def _draw(console: Console, row: dict[str, Any], layout: str, top_k: int, per_target_token: bool) -> None:
+def _draw(
+    console: Console,
+    row: dict[str, Any],
+    layout: str,
+    top_k: int,
+    per_target_token: bool,
+    show_uncertainty: bool,
+) -> None:
     from ..io.schema import OK, row_to_result
     from ..render.terminal import footer, render, top_k_table
 
@@ -112,10 +120,10 @@ def _draw(console: Console, row: dict[str, Any], layout: str, top_k: int, per_ta
         console.print(Text(f"target: {result.target}"))
         if result.contrast is not None:
             console.print(Text(f"contrast: {result.contrast}"))
-        console.print(top_k_table(result, top_k))
+        console.print(top_k_table(result, top_k, show_uncertainty))
         console.print(footer(result))
         return
-    render(result, console, top_k, per_target_token=per_target_token)
+    render(result, console, top_k, per_target_token=per_target_token, show_uncertainty=show_uncertainty)
 
 
 def _summary_dict(s: Summary) -> dict[str, Any]:

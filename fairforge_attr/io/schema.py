@@ -32,6 +32,7 @@ _UNIT_FIELDS = [
     pa.field("role", pa.string()),
     pa.field("char_start", pa.int32()),
     pa.field("char_end", pa.int32()),
+    pa.field("std_error", pa.float64()),
 ]
 UNIT_KEYS = [f.name for f in _UNIT_FIELDS]
 
@@ -212,7 +213,7 @@ def wide_from_long(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Regroup the long rows of one item into a wide row (prompt and messages are unknown)."""
     row: dict[str, Any] = dict.fromkeys(WIDE_SCHEMA.names)
     row.update({k: v for k, v in rows[0].items() if k in WIDE_SCHEMA.names and k not in UNIT_KEYS})
-    row["units"] = [{k: r[k] for k in UNIT_KEYS} for r in rows if r.get("text") is not None]
+    row["units"] = [{k: r.get(k) for k in UNIT_KEYS} for r in rows if r.get("text") is not None]
     return row
 
 

@@ -36,6 +36,7 @@ class RawScores:
     convergence_delta: float | None = None
     warnings: list[str] = field(default_factory=list)
     contrast_log_prob: float | None = None  # log p(contrast | x) of a contrastive item
+    std_error: torch.Tensor | None = None  # [n_units], sampled perturbation methods only
 
     def finite(self) -> bool:
         ends = [self.target_log_prob, 0.0 if self.contrast_log_prob is None else self.contrast_log_prob]

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 Sampler = Callable[[int, Any, int], torch.Tensor]
 # attribute(masks, values [n_variants, k], options) -> scores [k, n_units]
 Solver = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+# std_error(masks, values [n_variants, k], options) -> [n_units], for the summed objective
+StdError = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class PerturbationScorer:
 
     sample: Sampler
     attribute: Solver
+    std_error: StdError | None = None  # sampled methods: the scores' sampling uncertainty
 
     def __call__(self, engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> list[RawScores]:
         """Every item's variants go to the engine together, so short items share forward passes."""
@@ -51,7 +54,9 @@ class PerturbationScorer:
             contrast = res.contrast_log_probs
             # f of every variant (summed in float64): for a contrastive item, the difference
             values = contrastive_values(per_token, None if contrast is None else contrast[1:].double())
-            scores = self.attribute(m, values.unsqueeze(-1), options)[0]
+            totals = values.unsqueeze(-1)
+            scores = self.attribute(m, totals, options)[0]
+            se = self.std_error(m, totals, options) if self.std_error is not None else None
             ptt = self.attribute(m, per_token, options) if plan.per_target_token else None
             out.append(
                 RawScores(
@@ -61,6 +66,7 @@ class PerturbationScorer:
                     contrast_log_prob=None if contrast is None else float(contrast[0].double().sum()),
                     n_forward=res.n_forward,
                     n_sequences=res.n_sequences,
+                    std_error=se,
                 )
             )
         return out

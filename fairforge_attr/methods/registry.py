@@ -19,19 +19,11 @@ from ..types import AttributionMethod
 from . import gradient
 from .base import BaselineRule, Scorer, no_baseline
 from .gradient_scorer import GradientScorer, embedding_baseline
-from .perturbation import (
-    KernelShapOptions,
-    LimeOptions,
-    OcclusionOptions,
-    kernel_shap_masks,
-    kernel_shap_scores,
-    lime_masks,
-    lime_scores,
-    occlusion_masks,
-    occlusion_scores,
-)
+from .kernel_shap import KernelShapOptions, kernel_shap_masks, kernel_shap_scores, kernel_shap_std_error
+from .lime import LimeOptions, lime_masks, lime_scores, lime_std_error
+from .perturbation import OcclusionOptions, occlusion_masks, occlusion_scores
 from .perturbation_scorer import PerturbationScorer, removal_baseline
-from .sobol import SobolOptions, sobol_masks, sobol_scores
+from .sobol import SobolOptions, sobol_masks, sobol_scores, sobol_std_error
 
 
 class Family(str, Enum):
@@ -95,7 +87,7 @@ def _occlusion_attribute(
 
 
 def _lime_sample(n_units: int, options: LimeOptions, seed: int) -> torch.Tensor:
-    return lime_masks(n_units, options.n_samples, _generator(seed))
+    return lime_masks(n_units, options.n_samples, _generator(seed), options.sampler)
 
 
 def _kernel_shap_sample(n_units: int, options: KernelShapOptions, seed: int) -> torch.Tensor:
@@ -139,28 +131,28 @@ SPECS: tuple[MethodSpec, ...] = (
     MethodSpec(
         method=AttributionMethod.LIME,
         options_model=LimeOptions,
-        summary="weighted ridge surrogate fitted on random unit removals",
-        cost="n_samples sequences",
+        summary="linear surrogate (ridge, or lasso for hundreds of units) fitted on random unit removals",
+        cost="n_samples + 1 sequences",
         paper='Ribeiro, Singh & Guestrin 2016, "Why Should I Trust You?"',
-        score=PerturbationScorer(_lime_sample, lime_scores),
+        score=PerturbationScorer(_lime_sample, lime_scores, lime_std_error),
         **_PERTURBATION,
     ),
     MethodSpec(
         method=AttributionMethod.KERNEL_SHAP,
         options_model=KernelShapOptions,
-        summary="Shapley values by Shapley-kernel weighted regression (exact for few units)",
+        summary="Shapley values by Shapley-kernel weighted regression (sizes enumerated when they fit)",
         cost="min(n_samples, 2^n_units - 2) + 2 sequences",
         paper="Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions",
-        score=PerturbationScorer(_kernel_shap_sample, kernel_shap_scores),
+        score=PerturbationScorer(_kernel_shap_sample, kernel_shap_scores, kernel_shap_std_error),
         **_PERTURBATION,
     ),
     MethodSpec(
         method=AttributionMethod.SOBOL,
         options_model=SobolOptions,
         summary="total-order Sobol indices from quasi-Monte-Carlo masks (Jansen estimator); >= 0",
-        cost="n_samples x (n_units + 2) sequences",
+        cost="n_samples x (n_units + 1) sequences",
         paper="Fel et al. 2021, Look at the Variance! Sobol-based Sensitivity Analysis",
-        score=PerturbationScorer(_sobol_sample, sobol_scores),
+        score=PerturbationScorer(_sobol_sample, sobol_scores, sobol_std_error),
         **_PERTURBATION,
     ),
     MethodSpec(

@@ -75,7 +75,9 @@ def _bar(normalized: float) -> Text:
     return Text("█" * cells, style=colour)
 
 
-def top_k_table(result: AttributionResult, k: int = 10) -> Table:
+def top_k_table(result: AttributionResult, k: int = 10, show_uncertainty: bool = False) -> Table:
+    """Rank, unit, role, score, normalised score and a bar; with ``show_uncertainty``, each
+    score's standard error too ("-" for methods that do not sample)."""
     title = f"top {k} units by |score|"
     if result.contrast is not None:
         title += f": for {_short(result.target)} rather than {_short(result.contrast)}"
@@ -84,17 +86,15 @@ def top_k_table(result: AttributionResult, k: int = 10) -> Table:
     table.add_column("unit")
     table.add_column("role")
     table.add_column("score", justify="right")
+    if show_uncertainty:
+        table.add_column("± s.e.", justify="right")
     table.add_column("normalized", justify="right")
     table.add_column("", no_wrap=True)
     for rank, a in enumerate(result.get_top_k(k), 1):
-        table.add_row(
-            str(rank),
-            repr(a.text),
-            a.role,
-            f"{a.score:+.4f}",
-            f"{a.normalized_score:+.3f}",
-            _bar(a.normalized_score),
-        )
+        cells = [str(rank), repr(a.text), a.role, f"{a.score:+.4f}"]
+        if show_uncertainty:
+            cells.append("-" if a.std_error is None else f"{a.std_error:.4f}")
+        table.add_row(*cells, f"{a.normalized_score:+.3f}", _bar(a.normalized_score))
     return table
 
 
@@ -116,12 +116,13 @@ def render(
     *,
     per_target_token: bool = False,
     model_note: str | None = None,
+    show_uncertainty: bool = False,
 ) -> None:
     """Heatmap, top-k table and footer; with ``per_target_token``, the target x input matrix too
     (when the result has one)."""
     console = console or Console()
     console.print(heatmap(result))
-    console.print(top_k_table(result, top_k))
+    console.print(top_k_table(result, top_k, show_uncertainty))
     if per_target_token and result.per_target_token is not None:
         from .matrix import per_target_token_table
 

@@ -83,6 +83,7 @@ def _row(i, status="ok", line=None):
         "role": "user",
         "char_start": 0,
         "char_end": 1,
+        "std_error": 0.25,
     }
     row.update(
         id=i, line=line, status="ok", units=[unit], params={"n_samples": 8}, meta={"k": [1, 2]}, warnings=[]

@@ -30,3 +30,30 @@ def test_benchmark_quick_mode_runs(tmp_path):
     assert result["batch"][0]["batch_over_loop"] > 0
     assert result["memory"]
     assert "| ours/roof |" in out_md.read_text()
+
+
+def test_compare_quick_mode_runs(tmp_path):
+    """Ours beside whichever peers are installed (those missing are skipped with the reason),
+    top-k agreement with occlusion, the accuracy-per-cost sweep and the estimator accuracy."""
+    from benchmarks.compare import main as compare
+    from benchmarks.peers import missing
+
+    out_json, out_md = tmp_path / "c.json", tmp_path / "RESULTS.md"
+    out_md.write_text("# results\n")
+    result = compare(["--quick", "--threads", "1", "--json", str(out_json), "--md", str(out_md)])
+    for case in result["cases"]:
+        ours = case["impls"]["ours"]
+        assert "error" not in ours and ours["min_s"] > 0 and ours["tokens"] > 0
+        if case["method"] == "occlusion":
+            assert ours["top_k_vs_occlusion"] == 1.0  # its own reference
+        for peer in ("interpreto", "inseq"):
+            if missing(peer):
+                assert "not installed" in case["skipped"][peer]
+    assert {r["method"] for r in result["sweep"]} >= {"lime", "kernel_shap", "occlusion"}
+    acc = result["accuracy"]
+    assert acc["kernel_shap"] and acc["sobol"] and acc["lime"]
+    assert min(r["ours"] for r in acc["kernel_shap"]) < 0.1
+    default = next(r for r in acc["sobol"] if r["default"])
+    assert default["max_abs_error"] <= 0.05
+    text = out_md.read_text()
+    assert text.startswith("# results") and "<!-- peers:start -->" in text and "| ours |" in text

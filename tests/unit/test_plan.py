@@ -50,7 +50,10 @@ def test_build_plan_validates_and_resolves_once(tok):
     assert _plan(tok, "saliency").baseline is None and _plan(tok, "saliency").params == {}
     with pytest.raises(UnknownChoiceError, match="occlusion"):
         _plan(tok, "magic")
-    with pytest.raises(UnknownChoiceError, match="valid options: alpha, baseline, kernel_width, n_samples"):
+    with pytest.raises(
+        UnknownChoiceError,
+        match="valid options: alpha, baseline, kernel_width, lasso_alpha, n_samples, sampler, solver",
+    ):
         _plan(tok, "lime", options={"n_step": 3})
     with pytest.raises(InvalidRequestError, match="riemann_left needs n_steps >= 2"):
         _plan(tok, "integrated_gradients", options={"n_steps": 1, "integration": "riemann_left"})

@@ -7,17 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from fairforge_attr.methods.perturbation import (
-    KernelShapOptions,
-    LimeOptions,
-    kernel_shap_masks,
-    kernel_shap_scores,
-    lime_masks,
-    lime_scores,
-    lime_weights,
-    occlusion_masks,
-    occlusion_scores,
-)
+from fairforge_attr.methods.kernel_shap import KernelShapOptions, kernel_shap_masks, kernel_shap_scores
+from fairforge_attr.methods.lime import LimeOptions, lime_masks, lime_scores, lime_weights
+from fairforge_attr.methods.perturbation import occlusion_masks, occlusion_scores
 from fairforge_attr.methods.sobol import SobolOptions, sobol_masks, sobol_scores
 
 
@@ -73,8 +65,8 @@ def test_kernel_shap_sampled_is_close_and_efficient():
 def test_lime_matches_scikit_learn_ridge():
     from sklearn import linear_model as sklearn  # in the test extra: never skipped
 
-    opts = LimeOptions(n_samples=300)
-    masks = lime_masks(5, opts.n_samples, torch.Generator().manual_seed(0))
+    opts = LimeOptions(n_samples=300, sampler="lime")
+    masks = lime_masks(5, opts.n_samples, torch.Generator().manual_seed(0), "lime")
     assert masks[0].all()
     y = game(masks)
     ours = lime_scores(masks, y, opts)[0].numpy()
@@ -85,9 +77,9 @@ def test_lime_matches_scikit_learn_ridge():
 
 
 def test_solvers_are_linear_so_per_token_rows_sum_to_totals():
-    masks = lime_masks(5, 100, torch.Generator().manual_seed(0))
+    masks = lime_masks(5, 100, torch.Generator().manual_seed(0), "lime")
     per_token = torch.cat([game(masks), 2 * game(masks) + 1], 1)
-    opts = LimeOptions(n_samples=100)
+    opts = LimeOptions(n_samples=100, sampler="lime")
     rows = lime_scores(masks, per_token, opts)
     total = lime_scores(masks, per_token.sum(1, keepdim=True), opts)[0]
     assert torch.allclose(rows.sum(0), total)
