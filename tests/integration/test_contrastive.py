@@ -387,3 +387,24 @@ def test_faithfulness_of_a_contrastive_result_checks_the_difference(qwen_explain
     many = qwen_explainer.faithfulness_many([both, target], **check)
     assert many[0].f_full == pytest.approx(both.objective_value, abs=1e-4)
     assert many[1].f_full == pytest.approx(target.metadata.target_log_prob, abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["lime", "kernel_shap", "sobol"])
+def test_standard_errors_are_of_the_difference(qwen_pair, qwen_explainer, method):
+    """A sampled method's standard errors come from the same f as its scores: the method's
+    std_error on the difference of the two answers' values, recomputed here from the engine's
+    log-probs of the same masks (and not the target's alone)."""
+    _, tokenizer = qwen_pair
+    plan = qwen_explainer.plan(method, "word", seed=3, n_samples=16)
+    both = qwen_explainer.explain(FRANCE, PARIS, contrast=BERLIN, method=method, seed=3, n_samples=16)
+    enc = encode(tokenizer, target=PARIS, granularity=Granularity.WORD, messages=MESSAGES, contrast=BERLIN)
+    scorer = plan.spec.score
+    masks = scorer.sample(enc.n_units, plan.options, plan.seed)
+    full = torch.cat([torch.ones(1, enc.n_units, dtype=torch.bool), masks])
+    (res,) = qwen_explainer.engine.score([ScoreRequest(enc, full, plan.baseline)])
+    target = res.log_probs[1:].double().sum(-1, keepdim=True)
+    contrast = res.contrast_log_probs[1:].double().sum(-1, keepdim=True)
+    expected = scorer.std_error(masks, target - contrast, plan.options).tolist()
+    got = [a.std_error for a in both.attributions]
+    assert got == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert got != pytest.approx(scorer.std_error(masks, target, plan.options).tolist(), rel=1e-3)
