@@ -93,10 +93,10 @@ def implementations(subject: Subject, input_name: str, method: str, options: dic
     else:
         skipped["interpreto"] = why
     why = peers.missing("inseq")
-    if method not in peers.INSEQ:
-        pass
-    elif why is not None:
+    if why is not None:
         skipped["inseq"] = why
+    elif method not in peers.INSEQ:
+        skipped["inseq"] = f"inseq has no {method}"
     elif input_name not in cfg["inseq_inputs"] or method not in cfg["inseq_methods"]:
         skipped["inseq"] = (
             "not run here: inseq runs one pass per target token and variant, so this run gives it "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .engine import Engine
-from .errors import FairForgeError, InvalidRequestError
+from .errors import FairForgeError, InvalidRequestError, item_error
 from .faithfulness.types import Faithfulness, FaithfulnessOptions
 from .models import load_model, model_name
 from .plan import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED, Plan, build_plan
@@ -56,6 +56,9 @@ class AttributionExplainer:
         default_granularity: TOKEN, WORD (default) or SENTENCE.
         verbose: print one line per explained item on stderr.
         device, dtype: only used when the explainer loads the model itself.
+        revision: a branch, tag or commit of a hub repository (when loading by hub id).
+        trust_remote_code: run Python code shipped with the model (config.json ``auto_map``);
+            off by default, since that code runs with your permissions.
         device_map: only used when the explainer loads the model itself: spread it over
             several devices with accelerate (``"auto"``: every visible GPU, then the CPU; or a
             dict of module name -> device). Inputs go to the first device; chunks are sized
@@ -77,9 +80,18 @@ class AttributionExplainer:
         device_map: str | dict[str, Any] | None = None,
         token_budget: int | None = None,
         max_length: int | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
     ) -> None:
         if model is None or isinstance(model, str) or hasattr(model, "__fspath__"):
-            model, loaded_tokenizer = load_model(model, device=device, dtype=dtype, device_map=device_map)
+            model, loaded_tokenizer = load_model(
+                model,
+                device=device,
+                dtype=dtype,
+                device_map=device_map,
+                revision=revision,
+                trust_remote_code=trust_remote_code,
+            )
             tokenizer = tokenizer or loaded_tokenizer
         if tokenizer is None:
             raise InvalidRequestError("pass the model's tokenizer along with a loaded model")
@@ -251,8 +263,8 @@ class AttributionExplainer:
         for index, item in enumerate(items):
             try:
                 group.append((index, coerce_request(item)))
-            except FairForgeError as exc:
-                group.append((index, exc))
+            except Exception as exc:  # one item must never stop the others
+                group.append((index, item_error(exc)))
             if len(group) >= PACK_ITEMS:
                 yield from self._run_group(plan, group)
                 group = []
@@ -304,8 +316,8 @@ class AttributionExplainer:
                 if isinstance(target, FairForgeError):
                     raise target
                 ready.append((index, self._encode(plan, req, target, generated=req.target is None)))
-            except FairForgeError as exc:
-                outcomes[index] = ItemOutcome(index, error=exc)
+            except Exception as exc:  # one item's text must never stop its group or the run
+                outcomes[index] = ItemOutcome(index, error=item_error(exc))
         if ready:
             done = score_group(
                 self.engine, plan, [item for _, item in ready], model=self.model_name, started=start

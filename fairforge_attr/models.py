@@ -8,12 +8,15 @@ The demo model is a tiny causal LM trained by ``scripts/train_demo_model.py`` on
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .errors import InvalidRequestError, ModelLoadError, TokenizerTooNewError
+from .hub import hub_reachable, load_error, offline_mode
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -73,11 +76,13 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
-def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
+def load_tokenizer(source: str, **kwargs: Any) -> PreTrainedTokenizerBase:
+    """``AutoTokenizer.from_pretrained(source, **kwargs)``, with the one tokenizers error users
+    cannot decode (a tokenizer.json newer than the library) explained."""
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(source)
+        return AutoTokenizer.from_pretrained(source, **kwargs)
     except Exception as exc:
         # tokenizers' serde error for a model section it cannot parse; older releases name
         # the enum ModelWrapper, newer ones ModelUntagged
@@ -91,6 +96,21 @@ def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
                 "Upgrade it: pip install -U tokenizers transformers"
             ) from exc
         raise
+
+
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """transformers draws a weight-loading bar on every load: noise for a model that loads in a
+    second, and on every ``AttributionExplainer()`` in a notebook. Restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _resolve_source(name_or_path: str | os.PathLike | None) -> tuple[str, bool]:
@@ -121,6 +141,8 @@ def load_model(
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
     device_map: str | dict[str, Any] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer from a local folder or a hub id.
@@ -130,6 +152,10 @@ def load_model(
             ``None`` loads the built-in demo model.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or None/"auto".
         dtype: ``"float32"``, ``"float16"``, ``"bfloat16"``, or None/"auto".
+        revision: a branch, tag or commit of a hub repository (default: its main branch).
+        trust_remote_code: run Python code that the model folder or repository ships (its
+            config.json ``auto_map``). Off by default: that code runs with your permissions,
+            so only turn it on for models whose authors you trust.
         device_map: spread the model over several devices with accelerate (``pip install
             'fairforge-attr[multi-gpu]'``): ``"auto"`` (every visible GPU, then the CPU),
             ``"balanced"``, ``"sequential"``, or a dict from module names to devices
@@ -138,30 +164,38 @@ def load_model(
     Returns:
         ``(model, tokenizer)``, the model in eval mode on ``device`` (or spread by
         ``device_map``).
+
+    Raises:
+        ModelLoadError: the folder or hub id cannot be loaded; the message says why (no
+            network, not in the cache, custom code, pickled weights, a broken config.json).
     """
     from transformers import AutoModelForCausalLM
 
-    source, _ = _resolve_source(name_or_path)
+    source, local = _resolve_source(name_or_path)
     if device_map is not None and device is not None:
         raise InvalidRequestError(
             "give a device or a device_map, not both: a device_map says where every layer goes"
         )
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    kwargs: dict[str, Any] = {} if device_map is None else {"device_map": _check_device_map(device_map)}
+    kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+    # A hub id without network would spend a minute in retries: look only in the cache when
+    # offline mode is on or the hub does not answer a single connection within seconds.
+    cached_only = not local and (offline_mode() or not hub_reachable())
+    if cached_only:
+        kwargs["local_files_only"] = True
+    placement = {} if device_map is None else {"device_map": _check_device_map(device_map)}
     try:
-        tokenizer = load_tokenizer(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, **kwargs)
+        with _no_progress_bar():
+            tokenizer = load_tokenizer(source, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, **kwargs, **placement)
     except TokenizerTooNewError:
         raise
-    except OSError as exc:
-        raise ModelLoadError(
-            f"could not load {source!r}: {exc}. If this is a hub id, this machine may have no "
-            "network access to the model hub: download the model elsewhere, copy the folder "
-            "here and pass its path."
-        ) from exc
+    except Exception as exc:  # transformers raises OSError, ValueError, UnpicklingError, ...
+        raise load_error(exc, source, local=local, cached_only=cached_only) from exc
     if name_or_path is None:
         model.name_or_path = DEMO_MODEL_NAME
+        model.config._name_or_path = DEMO_MODEL_NAME
     if device_map is None:
         model = model.to(dev)
     return model.eval(), tokenizer
@@ -183,5 +217,8 @@ def _check_device_map(device_map: str | dict[str, Any]) -> str | dict[str, Any]:
 
 
 def model_name(model: torch.nn.Module) -> str:
-    name = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "")
+    """What results record as the model: the name it was loaded under (``config._name_or_path``,
+    which ``from_pretrained`` sets), else the model's own ``name_or_path``, else its class."""
+    config = getattr(model, "config", None)
+    name = getattr(config, "_name_or_path", "") or getattr(model, "name_or_path", None) or ""
     return str(name) or type(model).__name__

@@ -17,6 +17,8 @@ say) are added as it would add them for any text, and stay fixed.
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -142,20 +144,68 @@ def render_chat(
     return text, spans
 
 
+def _render(
+    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message] | None, prompt: str | None
+) -> tuple[str, list[tuple[int, int, int]], list[str], bool]:
+    """(prompt text, content spans, roles, whether the tokenizer adds its special tokens)."""
+    if messages is not None:
+        text, spans = render_chat(tokenizer, messages)
+        # the template already holds the special tokens it wants
+        return text, spans, [m.role for m in messages], False
+    if prompt is not None:
+        return prompt, [(0, len(prompt), 0)], [RAW_PROMPT_ROLE], True
+    raise InvalidRequestError("give either messages or a prompt")
+
+
 def _tokenize_prompt(
     tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message] | None, prompt: str | None
 ) -> tuple[str, list[tuple[int, int, int]], list[str], list[int], list[tuple[int, int]]]:
-    if messages is not None:
-        text, spans = render_chat(tokenizer, messages)
-        roles = [m.role for m in messages]
-        add_special = False  # the template already holds the special tokens it wants
-    elif prompt is not None:
-        text, spans, roles, add_special = prompt, [(0, len(prompt), 0)], [RAW_PROMPT_ROLE], True
-    else:
-        raise InvalidRequestError("give either messages or a prompt")
+    text, spans, roles, add_special = _render(tokenizer, messages, prompt)
     enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
     offsets = [tuple(o) for o in enc["offset_mapping"]]
     return text, spans, roles, list(enc["input_ids"]), offsets
+
+
+_TOKEN_CHARS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+CUT_SLACK = 8  # tokens a prefix cut inside a word may have beyond the whole text's
+
+
+def max_token_chars(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The longest vocabulary entry in characters. A token's entry is at least as long as the
+    text it stands for (byte-level entries hold one character per byte, ``##``/``▁`` markers
+    only add), so a text of n characters holds at least n / this many tokens, unless the
+    tokenizer's normaliser deletes characters (hence the prefix check in ``check_length``)."""
+    try:
+        return _TOKEN_CHARS[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    longest = max((len(t) for t in tokenizer.get_vocab()), default=1) or 1
+    with contextlib.suppress(TypeError):  # not weak-referenceable: recomputed next time
+        _TOKEN_CHARS[tokenizer] = longest
+    return longest
+
+
+def check_length(
+    tokenizer: PreTrainedTokenizerBase, text: str, target: str, max_length: int, *, name: str = "target"
+) -> None:
+    """Reject prompt + target longer than ``max_length`` tokens without tokenising all of them.
+
+    A 50 MB prompt took 103 s and 6.7 GB to tokenise with offsets before the length check
+    could refuse it. Texts short enough to fit pass untouched; a longer one has only a prefix
+    of each part tokenised (bounded by max_length, not by the text), and is refused when those
+    prefixes alone are over the limit."""
+    per_token = max_token_chars(tokenizer)
+    if len(text) + len(target) <= max_length * per_token:
+        return
+    cap = (max_length + 2 * CUT_SLACK + 1) * per_token
+    n_prompt = len(tokenizer(text[:cap], add_special_tokens=False)["input_ids"])
+    n_target = len(tokenizer(target[:cap], add_special_tokens=False)["input_ids"])
+    if n_prompt + n_target > max_length + 2 * CUT_SLACK:
+        raise PromptTooLongError(
+            f"prompt ({len(text)} characters) + {name} ({len(target)} characters) hold more "
+            f"than {n_prompt + n_target - 2 * CUT_SLACK} tokens, more than the limit of {max_length}; "
+            "shorten the input or raise max_length."
+        )
 
 
 def tokenize_prompt_ids(
@@ -185,7 +235,14 @@ def encode(
             f"{type(tokenizer).__name__} is a slow tokenizer without character offsets; "
             "load the fast one (AutoTokenizer.from_pretrained(..., use_fast=True))."
         )
-    text, spans, roles, prompt_ids, offsets = _tokenize_prompt(tokenizer, messages, prompt)
+    text, spans, roles, add_special = _render(tokenizer, messages, prompt)
+    if max_length is not None:
+        check_length(tokenizer, text, target, max_length)
+        if contrast is not None:
+            check_length(tokenizer, text, contrast, max_length, name="contrast")
+    enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
+    prompt_ids = list(enc["input_ids"])
+    offsets = [tuple(o) for o in enc["offset_mapping"]]
     target_ids = _answer_ids(tokenizer, target, "target", len(prompt_ids), max_length)
     contrast_ids = None
     if contrast is not None:

@@ -18,6 +18,18 @@ CONTRAST_PER_TARGET_TOKEN = (
 )
 
 
+def unpaired_surrogate(text: str) -> str | None:
+    """The first lone UTF-16 surrogate in ``text`` (as ``\\ud800``), or None. JSON may spell one
+    (``"\\ud800"``) and Python keeps it, but no tokenizer or UTF-8 file can hold it."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"\\u{ord(text[exc.start]):04x}"
+    return None
+
+
 class ExplainRequest(BaseModel):
     """One item to explain: chat ``messages`` or a raw ``prompt``, and the ``target`` response.
 
@@ -47,6 +59,12 @@ class ExplainRequest(BaseModel):
             raise ValueError("'contrast' is empty; give the other answer to compare with, or none")
         if self.contrast is not None and self.contrast == self.target:
             raise ValueError("'contrast' equals 'target'; give a different answer to compare with")
+        texts = [("prompt", self.prompt), ("target", self.target), ("contrast", self.contrast)]
+        texts += [(f"messages.{i}.content", m.content) for i, m in enumerate(self.messages or [])]
+        for where, text in texts:
+            bad = unpaired_surrogate(text) if text else None
+            if bad:
+                raise ValueError(f"{where}: unpaired surrogate {bad}; text must be valid Unicode")
         return self
 
 
@@ -59,12 +77,29 @@ def _readable(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def split_last_assistant(messages: Any, target: Any) -> tuple[Any, Any]:
+    """The one rule for a conversation without a target (explain, batch and the API alike): when
+    its last message is the assistant's, that message is the response to explain and the rest
+    is the prompt. Anything else is returned unchanged."""
+    if target is not None or not isinstance(messages, Sequence) or isinstance(messages, str) or not messages:
+        return messages, target
+    last = messages[-1]
+    role = last.role if isinstance(last, Message) else last.get("role") if isinstance(last, Mapping) else None
+    if role != "assistant":
+        return messages, target
+    content = last.content if isinstance(last, Message) else last.get("content")
+    return list(messages[:-1]), content
+
+
 def make_request(
     messages: Sequence[Mapping[str, Any] | Message] | None = None,
     target: str | None = None,
     prompt: str | None = None,
     contrast: str | None = None,
 ) -> ExplainRequest:
+    """A validated request; a conversation that ends with the assistant's message and has no
+    target explains that message (see ``split_last_assistant``)."""
+    messages, target = split_last_assistant(messages, target)
     try:
         return ExplainRequest(messages=messages, prompt=prompt, target=target, contrast=contrast)
     except ValidationError as exc:

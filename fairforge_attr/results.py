@@ -127,6 +127,12 @@ class AttributionResult(BaseModel):
         ranked = sorted(self.attributions, key=lambda a: (-abs(a.score), a.position))
         return ranked[: max(k, 0)]
 
+    def _repr_html_(self) -> str:
+        """The heatmap and top-10 table, drawn by Jupyter when a result ends a cell."""
+        from .render.html import to_fragment  # rendering reads results, never the reverse at import
+
+        return to_fragment(self)
+
     def to_dict_for_visualization(self) -> dict[str, list[Any]]:
         """Parallel lists in prompt order, ready for plotting."""
         return {

@@ -77,6 +77,8 @@ class WorkerModel:
     device_map: str | dict[str, Any] | None = None
     max_length: int | None = None
     token_budget: int | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
 
     def load(self) -> AttributionExplainer:
         from transformers.utils import logging as hf_logging
@@ -91,6 +93,8 @@ class WorkerModel:
             device_map=self.device_map,
             max_length=self.max_length,
             token_budget=self.token_budget,
+            revision=self.revision,
+            trust_remote_code=self.trust_remote_code,
         )
 
 
@@ -143,8 +147,9 @@ class DriverModel:
 
         source, _ = _resolve_source(worker.model)
         self.model_name = resolved_model_name(worker.model)
-        self.tokenizer = load_tokenizer(source)
-        config = AutoConfig.from_pretrained(source).get_text_config()
+        trust = {"revision": worker.revision, "trust_remote_code": worker.trust_remote_code}
+        self.tokenizer = load_tokenizer(source, **trust)
+        config = AutoConfig.from_pretrained(source, **trust).get_text_config()
         self.vocab_size = int(getattr(config, "vocab_size", None) or len(self.tokenizer))
 
 

@@ -8,6 +8,7 @@ import typer
 
 from .. import __version__
 from . import batch, check, diff, evaluate, explain, merge, methods, report, show
+from .classes import Command, Group
 from .common import State
 
 app = typer.Typer(
@@ -16,7 +17,8 @@ app = typer.Typer(
     "attribution of a causal LM's response to its prompt.",
     epilog="Start with: ffattr explain --help. Every command has examples in its --help.",
     no_args_is_help=True,
-    add_completion=False,
+    cls=Group,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -37,21 +39,24 @@ def root(
     ] = None,
     debug: Annotated[
         bool,
-        typer.Option("--debug", help="Show tracebacks of unexpected errors (also: FFATTR_DEBUG=1)."),
+        typer.Option(
+            "--debug",
+            help="Show tracebacks of unexpected errors (also: FFATTR_DEBUG=1); may also follow the command.",
+        ),
     ] = False,
 ) -> None:
     State.debug = debug
 
 
-app.command("explain", epilog=explain.EPILOG)(explain.explain)
-app.command("batch", epilog=batch.EPILOG)(batch.batch)
-app.command("merge", epilog=merge.EPILOG)(merge.merge)
-app.command("show", epilog=show.EPILOG)(show.show)
-app.command("methods", epilog=methods.EPILOG)(methods.methods)
-app.command("evaluate", epilog=evaluate.EPILOG)(evaluate.evaluate)
-app.command("check", epilog=check.EPILOG)(check.check)
-app.command("diff", epilog=diff.EPILOG)(diff.diff)
-app.command("report", epilog=report.EPILOG)(report.report)
+app.command("explain", cls=Command, epilog=explain.EPILOG)(explain.explain)
+app.command("batch", cls=Command, epilog=batch.EPILOG)(batch.batch)
+app.command("merge", cls=Command, epilog=merge.EPILOG)(merge.merge)
+app.command("show", cls=Command, epilog=show.EPILOG)(show.show)
+app.command("methods", cls=Command, epilog=methods.EPILOG)(methods.methods)
+app.command("evaluate", cls=Command, epilog=evaluate.EPILOG)(evaluate.evaluate)
+app.command("check", cls=Command, epilog=check.EPILOG)(check.check)
+app.command("diff", cls=Command, epilog=diff.EPILOG)(diff.diff)
+app.command("report", cls=Command, epilog=report.EPILOG)(report.report)
 
 
 def main() -> None:

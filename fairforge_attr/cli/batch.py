@@ -22,9 +22,9 @@ from . import options as o
 from . import scale
 from .common import (
     EXIT_FAILED,
+    ModelFlags,
     cli_command,
     faithfulness_options,
-    load_explainer,
     method_options,
     stderr_console,
 )
@@ -32,6 +32,7 @@ from .common import (
 if TYPE_CHECKING:
     from ..batch import BatchJob
     from ..io import BatchItem
+    from .progress import BatchProgress
 
 RUN_PANEL = o.RUN_PANEL
 MAX_ERRORS_LOGGED = 20
@@ -44,6 +45,7 @@ Examples:
   ffattr batch in.jsonl out.parquet --resume       # after a kill: the rest
   ffattr batch in.jsonl part-2.parquet --shard 2/8   # CI job 2 of 8
   ffattr batch in.jsonl out.parquet --faithfulness    # + a faithfulness column
+  make_items | ffattr batch - out.parquet            # items from stdin, as they come
   ffattr merge part-*.parquet all.parquet --input in.jsonl   # join the shards
   ffattr batch in.jsonl out/ --backend ray --num-workers 4   # parts in out/
   ffattr batch in.jsonl out.parquet --backend ray --address auto
@@ -95,41 +97,10 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _parse_shard(shard: str | None) -> tuple[int, int]:
-    if shard is None:
-        return 0, 1
-    index, sep, count = shard.partition("/")
-    if sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count):
-        return int(index) - 1, int(count)
-    raise typer.BadParameter(f"expected I/N with 1 <= I <= N (e.g. 2/8), got {shard!r}", param_hint="--shard")
-
-
-def _check_run_flags(
-    output: str, *, resume: bool, overwrite: bool, generate: bool, max_new_tokens: int | None
-) -> None:
-    """Refuse flags that contradict each other or OUT, before the model loads."""
-    from ..batch import refuse_existing_output
-    from ..errors import InvalidRequestError
-
-    if resume and overwrite:
-        raise typer.BadParameter(
-            "--resume keeps OUT, --overwrite replaces it: give one", param_hint="--resume"
-        )
-    if max_new_tokens is not None and not generate:
-        raise typer.BadParameter(
-            "only lines the model answers take it: add --generate", param_hint="--max-new-tokens"
-        )
-    if not resume and not overwrite:
-        try:  # the job refuses too; asking here answers before the model loads
-            refuse_existing_output(output)
-        except InvalidRequestError as exc:
-            raise typer.BadParameter(str(exc), param_hint="OUT") from None
-
-
 @cli_command
 def batch(
     ctx: typer.Context,
-    input_file: o.InputJsonl,
+    input_file: o.InputJsonlOrStdin,
     output: Annotated[
         str,
         typer.Argument(
@@ -139,6 +110,8 @@ def batch(
         ),
     ],
     model: o.Model = None,
+    revision: o.Revision = None,
+    trust_remote_code: o.TrustRemoteCode = False,
     device: o.Device = None,
     device_map: scale.DeviceMap = None,
     dtype: o.Dtype = None,
@@ -224,6 +197,11 @@ def batch(
     """Attribute every item of a JSONL file; write one row per item as it finishes."""
     from ..io import output_format
 
+    if str(input_file) != "-" and not input_file.is_file():
+        what = "is a folder" if input_file.is_dir() else "does not exist"
+        raise typer.BadParameter(
+            f"{input_file} {what}; give a JSONL file, or - for stdin", param_hint="IN.jsonl"
+        )
     output_format(output)
     scale.check_backend_flags(ctx, backend)
     ray_args = {
@@ -234,13 +212,9 @@ def batch(
         "rows_per_task": rows_per_task,
         "verbose": verbose,
     }
-    shard_index, shard_count = _parse_shard(shard)
-    _check_run_flags(
-        output, resume=resume, overwrite=overwrite, generate=generate, max_new_tokens=max_new_tokens
-    )
-    for path in (Path(output), errors):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+    shard_index, shard_count = scale.parse_shard(shard)
+    o.check_generate(generate, max_new_tokens)
+    _check_output(output, errors, resume=resume, overwrite=overwrite)
     opts = method_options(
         method,
         n_samples=n_samples,
@@ -250,9 +224,12 @@ def batch(
     )
     check = faithfulness_options(faithfulness, faithfulness_option)
 
-    from ..batch import BatchJob, count_items
+    from ..batch import count_items
     from ..plan import DEFAULT_MAX_NEW_TOKENS
 
+    flags = ModelFlags(
+        model, device, dtype, max_length, revision, trust_remote_code, scale.parse_device_map(device_map)
+    )
     job_args = {
         "method": method,
         "granularity": granularity,
@@ -264,28 +241,89 @@ def batch(
         "fail_fast": on_error is OnError.fail,
         "faithfulness": check,
     }
-    model_args = {
-        "device": device,
-        "dtype": dtype,
-        "max_length": max_length,
-        "device_map": scale.parse_device_map(device_map),
-    }
-    if backend is scale.Backend.ray:
-        job = scale.ray_job(
-            output, model_args={"model": model, **model_args}, ray_args=ray_args, job_args=job_args
-        )
-    else:
-        job = BatchJob(load_explainer(model, **model_args), output, **job_args)
-    if resume:
-        job.resume()
-    else:
-        job.start_over()
-    shard_pair = (shard_index, shard_count)
-    failed = _run(
-        job, input_file, layout.value, errors, count_items(input_file, shard_pair, limit), shard_pair, limit
-    )
+    job = _make_job(backend, flags, output, job_args=job_args, ray_args=ray_args)
+    with job:
+        if resume:
+            job.resume()
+        else:
+            job.start_over()
+        for note in job.notes:
+            stderr_console().print(
+                f"note: {note}", style="yellow", soft_wrap=True, highlight=False, markup=False
+            )
+        shard_pair = (shard_index, shard_count)
+        total = count_items(input_file, shard_pair, limit)
+        failed = _run(job, input_file, layout.value, errors, total, shard_pair, limit)
     if job.stopped or (failed and not allow_errors):
         raise typer.Exit(EXIT_FAILED)
+
+
+def _check_output(output: str, errors: Path | None, *, resume: bool, overwrite: bool) -> None:
+    """Everything about OUT is checked before the model loads: another run writing it, an
+    earlier one that would be replaced, a folder that cannot be written."""
+    from ..batch import refuse_existing_output, refuse_locked_output
+    from ..errors import InvalidRequestError
+    from ..io.writers import ensure_writable
+
+    if resume and overwrite:
+        raise typer.BadParameter(
+            "--resume keeps OUT, --overwrite replaces it: give one", param_hint="--resume"
+        )
+    refuse_locked_output(output)
+    if not resume and not overwrite:
+        try:  # the job refuses too; asking here answers before the model loads
+            refuse_existing_output(output)
+        except InvalidRequestError as exc:
+            raise typer.BadParameter(str(exc), param_hint="OUT") from None
+    for path in (Path(output), errors):
+        if path is not None:
+            ensure_writable(path)
+
+
+def _make_job(
+    backend: scale.Backend,
+    flags: ModelFlags,
+    output: str,
+    *,
+    job_args: dict[str, Any],
+    ray_args: dict[str, Any],
+) -> BatchJob:
+    """The local job loads the model here; the Ray job's workers load it from these flags."""
+    from ..batch import BatchJob
+
+    if backend is not scale.Backend.ray:
+        return BatchJob(flags.load(), output, **job_args)
+    model_args = {
+        "model": flags.name,
+        "device": flags.device,
+        "dtype": flags.dtype,
+        "max_length": flags.max_length,
+        "device_map": flags.device_map,
+        "revision": flags.revision,
+        "trust_remote_code": flags.trust_remote_code,
+    }
+    return scale.ray_job(output, model_args=model_args, ray_args=ray_args, job_args=job_args)
+
+
+def _kept(job: BatchJob) -> str:
+    """What the partial store holds, read back from it (never assumed)."""
+    try:
+        n = job.store.count() if job.store.exists() else 0
+    except OSError:
+        n = 0
+    if not n:
+        return "nothing was kept"
+    return f"{n} finished items are kept in {job.store.dir}"
+
+
+def _summary(job: BatchJob, n_items: int, n_errors: int, progress: BatchProgress, seconds: float) -> str:
+    computed = progress.ok + progress.failed
+    line = f"wrote {job.output}: {n_items} items ({n_items - n_errors} ok, {n_errors} failed)"
+    if job.refused:
+        line += f"; {job.refused} line left out" if job.refused == 1 else f"; {job.refused} lines left out"
+        line += " (a repeated id, reported above)"
+    line += f". This run: {computed} items in {seconds:.1f}s ({computed / max(seconds, 1e-9):.1f} items/s)"
+    return line + (f", {progress.skipped} already done" if progress.skipped else "")
 
 
 def _run(
@@ -293,11 +331,13 @@ def _run(
     input_file: Path,
     layout: str,
     errors: Path | None,
-    total: int,
+    total: int | None,
     shard: tuple[int, int],
     limit: int | None,
 ) -> int:
-    """Run the job with progress on stderr; returns how many items failed."""
+    """Run the job with progress on stderr; returns how many items failed: the error rows of
+    OUT plus the lines that got no row, so the summary and the exit code say the same."""
+    from ..errors import FairForgeError
     from .progress import BatchProgress
 
     console = stderr_console()
@@ -319,15 +359,14 @@ def _run(
         job.on_status = lambda message: progress.log(message)
     job.on_error = on_error
     start = time.monotonic()
-    kept = f"every finished item is kept in {job.store.dir}"
     try:
         with _sigterm_raises():
             job.run(input_file, shard=shard, limit=limit, errors_path=errors)
             progress.stop()
             if job.stopped:
                 console.print(
-                    f"stopped at the first bad item (--on-error fail); {kept}. Fix the line, then rerun "
-                    "with --resume.",
+                    f"stopped at the first bad item (--on-error fail); {_kept(job)}. Fix the line, then "
+                    "rerun with --resume.",
                     style="red",
                     soft_wrap=True,
                 )
@@ -336,23 +375,20 @@ def _run(
     except (KeyboardInterrupt, Terminated) as exc:
         progress.stop()
         console.print(
-            f"interrupted after {progress.ok} items; {kept}. Rerun the same command with --resume "
-            "to compute the rest.",
+            f"interrupted after {progress.ok} items; {_kept(job)}. Rerun the same command with "
+            "--resume to compute the rest.",
             style="yellow",
             soft_wrap=True,
         )
         raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+    except FairForgeError:
+        progress.stop()  # its message says what was kept
+        raise
     except BaseException:
         progress.stop()
-        console.print(f"{kept}; rerun with --resume", soft_wrap=True)
+        console.print(f"{_kept(job)}; rerun with --resume", soft_wrap=True)
         raise
-    seconds = time.monotonic() - start
-    computed = progress.ok + progress.failed
     console.print(
-        f"wrote {job.output}: {n_items} items ({n_items - n_errors} ok, {n_errors} failed). This run: "
-        f"{computed} items in {seconds:.1f}s ({computed / max(seconds, 1e-9):.1f} items/s)"
-        + (f", {progress.skipped} already done" if progress.skipped else ""),
-        soft_wrap=True,
-        highlight=False,
+        _summary(job, n_items, n_errors, progress, time.monotonic() - start), soft_wrap=True, highlight=False
     )
-    return max(n_errors, progress.failed)
+    return n_errors + job.refused

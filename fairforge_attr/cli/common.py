@@ -7,7 +7,9 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -79,24 +81,46 @@ def cli_command(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_explainer(
-    model: str | None,
-    *,
-    device: str | None,
-    dtype: str | None,
-    max_length: int | None,
-    device_map: str | dict[str, Any] | None = None,
-) -> AttributionExplainer:
-    """The library's explainer, without transformers' weight-loading progress bar (noise on a
-    command line that loads a local model in a second)."""
-    from transformers.utils import logging as hf_logging
+@contextmanager
+def status(message: str) -> Iterator[None]:
+    """A spinner line on stderr while something slow runs (importing torch and loading a model
+    takes 8-17 s before anything else can be shown). Only on a terminal: a log file or a pipe
+    gets nothing."""
+    console = stderr_console()
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(Text(message), spinner="dots"):
+        yield
 
-    from ..api import AttributionExplainer
 
-    hf_logging.disable_progress_bar()
-    return AttributionExplainer(
-        model, device=device, dtype=dtype, max_length=max_length, device_map=device_map
-    )
+@dataclass(frozen=True)
+class ModelFlags:
+    """The model flags of the commands that compute (--model, --device, --dtype, --max-length,
+    --revision, --trust-remote-code, --device-map), held together as the one thing they describe."""
+
+    name: str | None
+    device: str | None
+    dtype: str | None
+    max_length: int | None
+    revision: str | None = None
+    trust_remote_code: bool = False
+    device_map: str | dict[str, Any] | None = None
+
+    def load(self) -> AttributionExplainer:
+        """The library's explainer for this model, with a status line meanwhile."""
+        with status(f"loading torch and {self.name or 'the built-in demo model'} ..."):
+            from ..api import AttributionExplainer
+
+            return AttributionExplainer(
+                self.name,
+                device=self.device,
+                dtype=self.dtype,
+                max_length=self.max_length,
+                revision=self.revision,
+                trust_remote_code=self.trust_remote_code,
+                device_map=self.device_map,
+            )
 
 
 def method_options(

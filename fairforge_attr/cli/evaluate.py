@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ..types import AttributionMethod, Granularity
 from . import options as o
-from .common import cli_command, faithfulness_options, load_explainer, stderr_console, stdout_console
+from .common import ModelFlags, cli_command, faithfulness_options, stderr_console, stdout_console
 
 if TYPE_CHECKING:
     from ..analysis.evaluate import EvaluateReport
@@ -99,6 +99,8 @@ def evaluate(
         ),
     ] = None,
     model: o.Model = None,
+    revision: o.Revision = None,
+    trust_remote_code: o.TrustRemoteCode = False,
     device: o.Device = None,
     dtype: o.Dtype = None,
     max_length: o.MaxLength = None,
@@ -108,16 +110,17 @@ def evaluate(
 ) -> None:
     """Rank attribution methods by faithfulness on your own model and data, next to their cost."""
     from ..io import output_format
+    from ..io.writers import ensure_writable
 
     names = _methods(methods)
     grans = _granularities(granularity)
+    check = faithfulness_options(True, faithfulness_option)
     for path in (output, items_file):
         if path is not None:
             output_format(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-    check = faithfulness_options(True, faithfulness_option)
+            ensure_writable(path)  # before the model loads
     items, bad = _read_items(input_file, limit)
-    explainer = load_explainer(model, device=device, dtype=dtype, max_length=max_length)
+    explainer = ModelFlags(model, device, dtype, max_length, revision, trust_remote_code).load()
     report = _run(
         explainer, items, names, grans, seed, check, str(input_file), keep_rows=items_file is not None
     )

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
+from ..results import AttributionResult
 from ..types import AttributionMethod, Granularity
 from . import options as o
 from . import scale
-from .common import cli_command, faithfulness_options, load_explainer, method_options, stdout_console
+from .common import ModelFlags, cli_command, faithfulness_options, method_options, status, stdout_console
 
 INPUT_PANEL = "Input"
 
@@ -35,7 +36,9 @@ Scores are in nats of log p(target): red units raised the target's log-probabili
 def explain(
     message: Annotated[
         str | None,
-        typer.Argument(help="The user message (or, with --raw, the whole prompt).", show_default=False),
+        typer.Argument(
+            metavar="MESSAGE", help="The user message (or, with --raw, the whole prompt).", show_default=False
+        ),
     ] = None,
     system: Annotated[
         str | None,
@@ -95,6 +98,8 @@ def explain(
         ),
     ] = 64,
     model: o.Model = None,
+    revision: o.Revision = None,
+    trust_remote_code: o.TrustRemoteCode = False,
     device: o.Device = None,
     device_map: scale.DeviceMap = None,
     dtype: o.Dtype = None,
@@ -147,44 +152,55 @@ def explain(
         extra=option,
     )
     check = faithfulness_options(faithfulness, faithfulness_option)
-
-    explainer = load_explainer(
-        model,
-        device=device,
-        dtype=dtype,
-        max_length=max_length,
-        device_map=scale.parse_device_map(device_map),
-    )
-    result = explainer.explain(
-        messages,
-        target_text,
-        prompt=prompt,
-        contrast=contrast,
-        method=method,
-        granularity=granularity,
-        seed=seed,
-        per_target_token=per_target_token,
-        max_new_tokens=max_new_tokens,
-        faithfulness=check,
-        **opts,
-    )
     if output is not None:
-        from ..io import write_result
+        from ..io.writers import ensure_writable
 
-        write_result(output, result, top_k=top_k)
+        ensure_writable(output)  # before the model loads, not after the work
+
+    explainer = ModelFlags(
+        model, device, dtype, max_length, revision, trust_remote_code, scale.parse_device_map(device_map)
+    ).load()
+    with status(f"explaining with {method.value} ..."):
+        result = explainer.explain(
+            messages,
+            target_text,
+            prompt=prompt,
+            contrast=contrast,
+            method=method,
+            granularity=granularity,
+            seed=seed,
+            per_target_token=per_target_token,
+            max_new_tokens=max_new_tokens,
+            faithfulness=check,
+            **opts,
+        )
     if fmt is o.Format.json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
-        return
-    from ..render.terminal import render
+    else:
+        from ..render.terminal import render
 
-    render(
-        result,
-        stdout_console(),
-        top_k,
-        per_target_token=per_target_token,
-        model_note="built-in demo" if model is None else None,
-        show_uncertainty=show_uncertainty,
-    )
+        render(
+            result,
+            stdout_console(),
+            top_k,
+            per_target_token=per_target_token,
+            model_note="built-in demo" if model is None else None,
+            show_uncertainty=show_uncertainty,
+        )
+    if output is not None:  # after the result is shown: a failed write loses nothing on screen
+        _save(output, result, top_k)
+
+
+def _save(output: Path, result: AttributionResult, top_k: int) -> None:
+    from ..errors import OutputError
+    from ..io import write_result
+
+    try:
+        write_result(output, result, top_k=top_k)
+    except OSError as exc:
+        raise OutputError(
+            f"could not write {output}: {exc.strerror or exc}; the result is printed above but not saved"
+        ) from exc
 
 
 def _input(

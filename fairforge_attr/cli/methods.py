@@ -23,38 +23,19 @@ Cost is counted in sequences the model scores (perturbation methods; the engine 
 """
 
 
-def describe(spec: Any) -> dict[str, Any]:
-    """One registry entry as plain data (what --format json prints)."""
-    from ..faithfulness import cost_formula
-
-    fields = spec.options_model.model_fields
-    return {
-        "method": spec.method.value,
-        "family": spec.family.value,
-        "summary": spec.summary,
-        "cost": spec.cost,
-        "paper": spec.paper,
-        "has_convergence_delta": spec.has_convergence_delta,
-        "uses_seed": spec.uses_seed,
-        "faithfulness_cost": cost_formula(),
-        "options": {
-            name: {"default": f.get_default(call_default_factory=True), "description": f.description or ""}
-            for name, f in fields.items()
-        },
-    }
-
-
 @cli_command
 def methods(
     name: Annotated[str | None, typer.Argument(help="Show one method in detail.", show_default=False)] = None,
     fmt: o.FormatOpt = o.Format.text,
 ) -> None:
     """List every attribution method: family, cost, default options, paper."""
-    from ..methods.registry import REGISTRY
+    from ..methods.catalog import load_catalog
     from ..types import AttributionMethod
 
-    specs = list(REGISTRY.values()) if name is None else [REGISTRY[AttributionMethod.parse(name)]]
-    rows = [describe(s) for s in specs]
+    rows = load_catalog()  # the registry as data: no torch import for a table
+    if name is not None:
+        wanted = AttributionMethod.parse(name).value
+        rows = [r for r in rows if r["method"] == wanted]
     if fmt is o.Format.json:
         sys.stdout.write(json.dumps(rows if name is None else rows[0], indent=2, default=str) + "\n")
         return

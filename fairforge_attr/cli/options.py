@@ -20,14 +20,34 @@ Model = Annotated[
     typer.Option(
         "--model",
         "-m",
+        metavar="FOLDER|HUB_ID",
         help="A local model folder or a Hugging Face hub id. Default: the built-in demo model.",
         show_default=False,
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+Revision = Annotated[
+    str | None,
+    typer.Option(
+        metavar="REV",
+        help="Branch, tag or commit of a hub model (default: its main branch).",
+        show_default=False,
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+TrustRemoteCode = Annotated[
+    bool,
+    typer.Option(
+        "--trust-remote-code",
+        help="Run Python code shipped with the model (auto_map in its config.json). Off by default: "
+        "that code runs with your permissions, so only for models whose authors you trust.",
         rich_help_panel=MODEL_PANEL,
     ),
 ]
 Device = Annotated[
     str | None,
     typer.Option(
+        metavar="DEVICE",
         help="cpu, cuda, cuda:N or auto (the GPU when there is one).",
         show_default="auto",
         rich_help_panel=MODEL_PANEL,
@@ -36,6 +56,7 @@ Device = Annotated[
 Dtype = Annotated[
     str | None,
     typer.Option(
+        metavar="DTYPE",
         help="float32, float16, bfloat16 or auto (float16 on GPU, float32 on CPU).",
         show_default="auto",
         rich_help_panel=MODEL_PANEL,
@@ -97,6 +118,7 @@ NSteps = Annotated[
 Baseline = Annotated[
     str | None,
     typer.Option(
+        metavar="VALUE",
         help="How a removed unit disappears: pad, unk, eos, hide (attention mask), a token id, or a one-token string.",
         show_default="pad",
         rich_help_panel=METHOD_PANEL,
@@ -106,6 +128,7 @@ ExtraOptions = Annotated[
     list[str] | None,
     typer.Option(
         "--option",
+        metavar="NAME=VALUE",
         help="Any other method option, as NAME=VALUE (repeatable), e.g. --option kernel_width=0.5.",
         show_default=False,
         rich_help_panel=METHOD_PANEL,
@@ -159,6 +182,16 @@ GenerateMaxNewTokens = Annotated[
         rich_help_panel=RUN_PANEL,
     ),
 ]
+
+
+def check_generate(generate: bool, max_new_tokens: int | None) -> None:
+    """``--max-new-tokens`` only means something with ``--generate``."""
+    if max_new_tokens is not None and not generate:
+        raise typer.BadParameter(
+            "only lines the model answers take it: add --generate", param_hint="--max-new-tokens"
+        )
+
+
 ShowUncertainty = Annotated[
     bool,
     typer.Option(
@@ -170,7 +203,13 @@ ShowUncertainty = Annotated[
 ]
 TopK = Annotated[
     int,
-    typer.Option("--top-k", "-k", min=0, help="Rows of the top-units table.", rich_help_panel=OUTPUT_PANEL),
+    typer.Option(
+        "--top-k",
+        "-k",
+        min=0,
+        help="Rows of the top-units table (0: no table).",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
 ]
 
 
@@ -205,6 +244,14 @@ InputJsonl = Annotated[
         exists=True,
         dir_okay=False,
         help="One JSON object per line (see ffattr batch --help).",
+        show_default=False,
+    ),
+]
+InputJsonlOrStdin = Annotated[
+    Path,
+    typer.Argument(
+        metavar="IN.jsonl",
+        help='One JSON object per line ("-": stdin, read as it arrives).',
         show_default=False,
     ),
 ]

@@ -17,7 +17,7 @@ class BatchProgress:
 
     def __init__(
         self,
-        total: int,
+        total: int | None,
         console: Console,
         *,
         live: bool | None = None,
@@ -56,7 +56,7 @@ class BatchProgress:
 
     def eta(self) -> str:
         rate = self.rate()
-        if rate <= 0:
+        if rate <= 0 or self.total is None:
             return "-"
         return str(timedelta(seconds=round(max(self.total - self.done, 0) / rate)))
 
@@ -78,10 +78,9 @@ class BatchProgress:
 
     def line(self) -> str:
         extra = f", {self.skipped} already done" if self.skipped else ""
-        return (
-            f"{self.label}: {self.done}/{self.total} {self.unit} ({self.failed} failed{extra}) · "
-            f"{self.rate():.1f} {self.unit}/s · ETA {self.eta()}"
-        )
+        done = f"{self.done}" if self.total is None else f"{self.done}/{self.total}"
+        eta = "" if self.total is None else f" · ETA {self.eta()}"  # stdin: no total, no ETA
+        return f"{self.label}: {done} {self.unit} ({self.failed} failed{extra}) · {self.rate():.1f} {self.unit}/s{eta}"
 
     def log(self, message: str, style: str | None = None) -> None:
         """A line above the bar (or in the log)."""

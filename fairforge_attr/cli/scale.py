@@ -132,3 +132,13 @@ def ray_job(
 
     given = {name: value for name, value in ray_args.items() if value is not None}
     return RayBatchJob(WorkerModel(**model_args), output, ray=RayOptions(**given), **job_args)
+
+
+def parse_shard(shard: str | None) -> tuple[int, int]:
+    """``--shard I/N`` -> (0-based index, count); no shard is (0, 1)."""
+    if shard is None:
+        return 0, 1
+    index, sep, count = shard.partition("/")
+    if sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count):
+        return int(index) - 1, int(count)
+    raise typer.BadParameter(f"expected I/N with 1 <= I <= N (e.g. 2/8), got {shard!r}", param_hint="--shard")

@@ -39,6 +39,7 @@ def show(
     file: Annotated[
         Path,
         typer.Argument(
+            metavar="FILE",
             exists=True,
             help="A result file (.parquet, .jsonl or .json) or a folder of Parquet parts.",
             show_default=False,
@@ -46,7 +47,9 @@ def show(
     ],
     ids: Annotated[
         list[str] | None,
-        typer.Option("--id", help="Draw the item with this id (repeatable).", show_default=False),
+        typer.Option(
+            "--id", metavar="ID", help="Draw the item with this id (repeatable).", show_default=False
+        ),
     ] = None,
     first: Annotated[
         int, typer.Option("--first", "-n", min=0, help="Without --id: draw the first N items.")
@@ -120,7 +123,8 @@ def _draw(
         console.print(Text(f"target: {result.target}"))
         if result.contrast is not None:
             console.print(Text(f"contrast: {result.contrast}"))
-        console.print(top_k_table(result, top_k, show_uncertainty))
+        if top_k > 0:
+            console.print(top_k_table(result, top_k, show_uncertainty))
         console.print(footer(result))
         return
     render(result, console, top_k, per_target_token=per_target_token, show_uncertainty=show_uncertainty)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidRequestError
+from ..errors import InvalidRequestError, OutputError
 from . import readers, writers
 from .readers import ResultFile
 from .schema import SCHEMAS
@@ -143,19 +143,30 @@ def output_format(path: str | Path) -> str:
 
 
 def write_rows(
-    path: str | Path, rows: Iterable[dict[str, Any]], layout: str = "wide", fmt: str | None = None
+    path: str | Path,
+    rows: Iterable[dict[str, Any]],
+    layout: str = "wide",
+    fmt: str | None = None,
+    *,
+    min_items: int = 0,
 ) -> int:
     """Stream wide rows into ``path`` (format ``fmt``, by default from its name; ``layout``
     wide or long), atomically. Memory holds one row group at most. Returns the number of items
     written. Give ``fmt`` (from :func:`output_format` on the name as typed) when ``path`` is a
-    Path of a folder output: a Path has lost the trailing ``/``."""
+    Path of a folder output: a Path has lost the trailing ``/``. Fewer than ``min_items`` items
+    leave ``path`` as it was (OutputError)."""
     write = _row_writer(path)[1] if fmt is None else format_named(fmt).write_rows
     if write is None:
         raise InvalidRequestError(f"the {fmt} format holds no batch rows")
     if layout not in SCHEMAS:
         raise InvalidRequestError(f"unknown layout {layout!r}; use wide or long")
     with writers.atomic_path(path) as tmp:
-        return write(tmp, rows, layout)
+        n_items = write(tmp, rows, layout)
+        if n_items < min_items:
+            raise OutputError(
+                f"{path} would hold {n_items} items, fewer than the {min_items} to write; left as it was"
+            )
+        return n_items
 
 
 def open_results(path: str | Path) -> ResultFile:

@@ -7,13 +7,13 @@ its raw rows. Which pair a file name gets is decided by the format table (``form
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRequestError
+from .jsonl import JsonProblem, loads_strict
 from .schema import from_arrow, layout_of, result_row, wide_from_long
 
 BATCH_SIZE = 1024
@@ -45,17 +45,26 @@ def inspect_parquet(path: Path) -> str:
         names = pq.read_schema(path).names
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for non-Parquet files
         raise InvalidRequestError(f"{str(path)!r} is not a readable Parquet file: {exc}") from exc
+    if not {"id", "status"} <= set(names):
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise InvalidRequestError(
+            f"{str(path)!r} is not a result file of ffattr (no id and status columns; its columns: {shown})"
+        )
     return layout_of(names)
 
 
 def read_parquet(path: Path, columns: list[str] | None, layout: str) -> Iterator[dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
     if columns is not None and layout == "long":
         columns = sorted(set(columns) | {"id"})
-    for batch in pf.iter_batches(batch_size=BATCH_SIZE, columns=columns):
-        yield from from_arrow(batch)
+    try:
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=BATCH_SIZE, columns=columns):
+            yield from from_arrow(batch)
+    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError, IO/thrift errors OSError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidRequestError(f"{str(path)!r} is damaged: a page cannot be read ({first})") from exc
 
 
 def part_files(folder: Path) -> list[Path]:
@@ -79,18 +88,20 @@ def read_parquet_parts(folder: Path, columns: list[str] | None, layout: str) -> 
 
 
 # --------------------------------------------------------------------------- JSONL
+def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            if raw.strip():
+                yield _row(_loads(_text(raw, path, number), path, f"line {number}"), path, f"line {number}")
+
+
 def inspect_jsonl(path: Path) -> str:
-    with open(path, encoding="utf-8") as f:
-        first = next((line for line in f if line.strip()), None)
-    keys = list(_loads(first, path, 1)) if first else ["units"]
-    return layout_of(keys)
+    first = next(_jsonl_rows(path), None)
+    return layout_of(list(first) if first else ["units"])
 
 
 def read_jsonl(path: Path, columns: list[str] | None, layout: str) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for number, text in enumerate(f, 1):
-            if text.strip():
-                yield _loads(text, path, number)
+    return _jsonl_rows(path)
 
 
 # ---------------------------------------------------------------------------- JSON
@@ -99,8 +110,8 @@ def inspect_json(path: Path) -> str:
     if isinstance(value, dict) and "attributions" in value:
         return "result"
     if isinstance(value, list):
-        keys = list(value[0]) if value and isinstance(value[0], dict) else ["units"]
-        return layout_of(keys)
+        rows = [_row(v, path, f"item {i}") for i, v in enumerate(value)]
+        return layout_of(list(rows[0]) if rows else ["units"])
     raise InvalidRequestError(
         f"{str(path)!r} holds neither a result (ffattr explain --output) nor a list of rows (ffattr batch)"
     )
@@ -109,27 +120,56 @@ def inspect_json(path: Path) -> str:
 def read_json(path: Path, columns: list[str] | None, layout: str) -> Iterator[dict[str, Any]]:
     value = _load_json(path)
     if layout == "result":
+        from pydantic import ValidationError
+
         from ..results import AttributionResult
 
-        result = AttributionResult.model_validate(value)
+        try:
+            result = AttributionResult.model_validate(value)
+        except ValidationError as exc:
+            raise InvalidRequestError(
+                f"{str(path)!r} is not a result of ffattr explain: {exc.errors()[0]['msg']}"
+            ) from None
         yield result_row(result, item_id="1", line=None, meta={})
     else:
         yield from value
 
 
 # ------------------------------------------------------------------------- helpers
-def _loads(text: str, path: Path, number: int) -> dict[str, Any]:
+def _text(raw: bytes, path: Path, number: int) -> str:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestError(f"{path}, line {number}: invalid JSON ({exc.msg})") from exc
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError(
+            f"{str(path)!r}, line {number} is not UTF-8 text (byte {exc.start})"
+        ) from None
+
+
+def _row(value: Any, path: Path, where: str) -> dict[str, Any]:
+    """A row as ffattr writes it, or an InvalidRequestError saying what the file is not."""
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str) or "status" not in value:
+        what = type(value).__name__ if not isinstance(value, dict) else "an object without id and status"
+        raise InvalidRequestError(
+            f"{str(path)!r}, {where} is not a result row of ffattr (got {what}): "
+            "not a list of result rows written by ffattr batch"
+        )
+    return value
+
+
+def _loads(text: str, path: Path, where: str) -> Any:
+    try:
+        return loads_strict(text)
+    except JsonProblem as exc:
+        raise InvalidRequestError(f"{str(path)!r}, {where}: {exc}") from None
 
 
 def _load_json(path: Path) -> Any:
+    raw = path.read_bytes()
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestError(f"{path}: invalid JSON at line {exc.lineno} ({exc.msg})") from exc
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError(f"{str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+    return _loads(text, path, "its JSON")
 
 
 def _group_long(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:

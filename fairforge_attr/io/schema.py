@@ -250,9 +250,12 @@ _ZERO_OF_TYPE: dict[Any, Any] = {str: "", int: 0, float: 0.0, dict: {}, list: []
 
 
 def row_to_result(row: dict[str, Any]) -> AttributionResult:
-    """Rebuild the AttributionResult of a finished wide row, for drawing it again. Metadata is
+    """Rebuild the AttributionResult of a finished wide row, for drawing it again. The row may
+    come from any reader (``params`` and ``meta`` as objects, or as the JSON text a Parquet
+    file holds, e.g. read with pyarrow or pandas). Metadata is
     read field by field from ``ResultMetadata``; a column that is missing or null takes the
     field's default, else None where the field allows it, else the zero of its type."""
+    row = {**row, **{c: json.loads(row[c]) for c in _JSON_COLUMNS if isinstance(row.get(c), str)}}
     units = row.get("units") or []
     metadata: dict[str, Any] = {"n_units": len(units)}
     for name, field in ResultMetadata.model_fields.items():

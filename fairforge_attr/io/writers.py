@@ -9,12 +9,14 @@ import itertools
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..errors import OutputError
 from .schema import SCHEMAS, long_rows, to_arrow
 
 ROW_GROUP_ITEMS = 1000  # items per Parquet row group (wide layout)
@@ -53,6 +55,21 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def ensure_writable(path: str | Path) -> None:
+    """Create the folder of ``path`` if needed and check that a file can be created in it, so a
+    command refuses an output it cannot write before any work, not after it."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{Path(path).name}.probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {path}: {exc.strerror or exc} ({exc.filename or folder}); nothing was computed"
+        ) from exc
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -150,9 +167,11 @@ class JsonlAppender:
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            try:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            finally:  # closed even when the disk is full (the flush then raises)
+                self._file.close()
 
     def __enter__(self) -> JsonlAppender:
         return self

@@ -4,18 +4,21 @@
 No external assets (no fonts, stylesheets, scripts or images from the network): inline CSS
 and inline SVG only, and the single-item page has no script at all. Text colours meet WCAG's
 4.5:1 contrast: the page's palette is chosen for it, and text on a score's colour is black or
-white, whichever contrasts more (``colors.text_hex``).
+white, whichever contrasts more (``colors.text_hex``). ``to_fragment`` is the same view as a
+``<div>`` whose styles apply inside it only, for a notebook cell (``AttributionResult._repr_html_``).
 """
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from ..results import AttributionResult
 from .colors import score_hex, score_rgb, text_hex
 from .html_faithfulness import CSS as CHART_CSS
 from .html_faithfulness import faithfulness_html
-from .segments import footer_parts, message_texts, pieces
+from .matrix import scale_of
+from .segments import context, footer_parts, message_texts, pieces
 
 # The page palette (contrast on white: FG 17:1, MUTED 7:1, ERROR 7.3:1, OK_BG with white 7.9:1).
 FG, MUTED, BG, PANEL, BORDER, RULE = "#1a1a1a", "#595959", "#ffffff", "#f3f4f6", "#8a8f98", "#d5d9df"
@@ -107,16 +110,22 @@ def heatmap_html(result: AttributionResult) -> str:
 
 
 def top_k_html(result: AttributionResult, k: int = 10) -> str:
+    """The k strongest units; position, role and a few words of context tell repeated units
+    apart. ``k`` of 0 (``--top-k 0``) leaves the table out."""
+    if k <= 0:
+        return ""
+    texts = message_texts(result)
     rows = [
         "<table class='topk'><caption class='note'>top units by |score|</caption><tr><th class='n'>rank</th>"
-        "<th>unit</th><th class='n'>position</th><th>role</th><th class='n'>chars</th>"
+        "<th>unit</th><th class='n'>position</th><th>role</th><th>context</th>"
         "<th class='n'>score</th><th class='n'>normalized</th></tr>"
     ]
     for rank, a in enumerate(result.get_top_k(k), 1):
+        content = texts[a.message_index][1] if a.message_index < len(texts) else ""
         rows.append(
             f"<tr><td class='n'>{rank}</td><td>{colored(a.text, a.normalized_score)}</td>"
             f"<td class='n'>{a.position}</td><td>{escape(a.role)}</td>"
-            f"<td class='n'>{a.char_start}-{a.char_end}</td>"
+            f"<td>{escape(context(content, a.char_start, a.char_end))}</td>"
             f"<td class='n'>{a.score:+.4f}</td><td class='n'>{a.normalized_score:+.3f}</td></tr>"
         )
     rows.append("</table>")
@@ -137,7 +146,11 @@ def matrix_html(result: AttributionResult, max_columns: int = MATRIX_COLUMNS) ->
         strongest = sorted(range(n), key=lambda i: -abs(result.attributions[i].score))[:max_columns]
         columns = sorted(strongest)
         title += f" (the {max_columns} of {n} units with the largest |score|)"
-    peak = max((abs(v) for row in ptt.scores for v in row), default=0.0) or 1.0
+    flat = [v for row in ptt.scores for v in row]
+    peak = max((abs(v) for v in flat), default=0.0) or 1.0
+    exponent = scale_of(flat)  # cells of any scale read as +1.23, the factor in the caption
+    if exponent:
+        title += f"; values ×1e{exponent}"
     head = "".join(
         f"<th>{escape(result.attributions[i].text.strip() or repr(result.attributions[i].text))}</th>"
         for i in columns
@@ -146,7 +159,10 @@ def matrix_html(result: AttributionResult, max_columns: int = MATRIX_COLUMNS) ->
         f"<table class='matrix'><caption class='note'>{escape(title)}</caption><tr><th>target</th>{head}</tr>"
     ]
     for token, values in zip(ptt.target_tokens, ptt.scores):
-        cells = "".join(f"<td class='{color_class(values[i] / peak)}'>{values[i]:+.2f}</td>" for i in columns)
+        cells = "".join(
+            f"<td class='{color_class(values[i] / peak)}'>{values[i] / 10.0**exponent:+.2f}</td>"
+            for i in columns
+        )
         rows.append(f"<tr><th>{escape(token.strip() or repr(token))}</th>{cells}</tr>")
     rows.append("</table>")
     return "".join(rows)
@@ -177,10 +193,30 @@ def page(title: str, body: str, script: str = "") -> str:
     )
 
 
+def _scoped(css: str) -> str:
+    """The page's rules, each selector limited to ``.ffattr`` (``body`` and ``:root`` become the
+    fragment's own ``<div>``), so a fragment styles nothing around it."""
+
+    def scope(selector: str) -> str:
+        selector = selector.strip()
+        return ".ffattr" if selector in ("body", ":root") else f".ffattr {selector}"
+
+    rules = re.findall(r"([^{}]+)\{([^{}]*)\}", css)
+    return "".join(f"{','.join(scope(s) for s in sel.split(','))}{{{body}}}" for sel, body in rules)
+
+
+SCOPED_CSS = _scoped(CSS)
+
+
+def to_fragment(result: AttributionResult, top_k: int = 10) -> str:
+    """The view as a ``<div>`` with its own scoped styles, for a notebook cell."""
+    return f"<div class='ffattr'><style>{SCOPED_CSS}</style>{legend_html()}{item_html(result, top_k)}</div>"
+
+
 def to_html(result: AttributionResult, top_k: int = 10) -> str:
     """A self-contained page for one result (no scripts, no external assets)."""
     title = f"fairforge_attr · {result.method.value} · {result.granularity.value}"
     return page(title, f"<h1>{escape(title)}</h1>{legend_html()}{item_html(result, top_k)}")
 
 
-__all__ = ["CSS", "item_html", "legend_html", "page", "to_html"]
+__all__ = ["CSS", "item_html", "legend_html", "page", "to_fragment", "to_html"]

@@ -63,3 +63,16 @@ def footer_parts(result: AttributionResult, model_note: str | None = None) -> li
     if m.target_generated:
         parts.append("generated target")
     return parts + list(m.warnings)
+
+
+def context(content: str, start: int, end: int, radius: int = 10) -> str:
+    """A unit in a few words of its message, marked: ``capital of [France]?``. Cut at word
+    boundaries where possible; whitespace runs collapse so the line stays one line."""
+    before = content[max(0, start - radius) : start]
+    after = content[end : end + radius]
+    if start - radius > 0 and " " in before:
+        before = "…" + before[before.index(" ") + 1 :]
+    if end + radius < len(content) and " " in after.rstrip():
+        after = after[: after.rstrip().rindex(" ")] + "…"
+    text = f"{before}[{content[start:end]}]{after}"
+    return " ".join(text.split())

@@ -51,6 +51,14 @@ def cli(monkeypatch):
     return invoke
 
 
+def unmarked(text: str) -> str:
+    """Terminal output without the [+n.nn] scores that follow the strongest units when colour is
+    off (so a message can be found verbatim)."""
+    import re
+
+    return re.sub(r"\[[+-]\d\.\d\d\]", "", text)
+
+
 def read_jsonl(path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 

@@ -68,7 +68,7 @@ def test_mixed_good_and_bad_lines(run, tmp_path):
     for line, needle in MIXED_BAD.items():
         assert needle in failed[line]["error"] and needle in logged[line]["error"]
         assert f"line {line} " in res.stderr
-    assert failed[2]["id"] == "2"  # unreadable line: its id is the line number
+    assert failed[2]["id"] == "line-2"  # unreadable line: its id is line-N, never another line's id
     assert logged[3]["id"] == "no-target"
     assert "10 items (4 ok, 6 failed)" in res.stderr
 
@@ -81,7 +81,7 @@ def test_allow_errors_and_on_error_fail(run, tmp_path):
     assert "line 2" in res.stderr and "--resume" in res.stderr
     assert not out.exists()  # OUT appears only for a finished run
     kept = list(PartialStore(out).merged())
-    assert [r["id"] for r in kept] == ["good-1", "2"]  # everything up to the bad line
+    assert [r["id"] for r in kept] == ["good-1", "line-2"]  # everything up to the bad line
 
 
 def test_long_layout(run, tmp_path):

@@ -85,7 +85,7 @@ def test_rows_equal_the_local_backend_bad_lines_included(batch, big_input, local
     out = tmp_path / "out.parquet"
     res = batch(big_input, out, *RAY)
     assert res.exit_code == 1, res.stderr  # bad lines fail the run, as locally
-    assert "line 2 (id 2): invalid JSON" in res.stderr  # line numbers kept through Ray
+    assert "line 2 (id line-2): invalid JSON" in res.stderr  # line numbers kept through Ray
     assert "50 items (44 ok, 6 failed)" in res.stderr
     assert "Ray: 48 items in tasks of 32 on 2 worker(s)" in res.stderr  # 2 lines are unreadable
     assert "MapBatches" not in res.stderr and "core_worker" not in res.stderr  # Ray's own output stays off

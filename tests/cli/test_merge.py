@@ -56,7 +56,9 @@ def test_a_missing_shard_is_reported_with_its_ids(cli, shards, tmp_path):
     res = cli("merge", shards[0], shards[2], out, "--input", MIXED)
     assert res.exit_code == 1
     # shard 2/3 held lines 2, 5 and 8; line 2 is not JSON: its id is its line number
-    assert "3 ids of" in res.stderr and "are in no part: 2, empty-messages, good-3" in res.stderr, res.stderr
+    assert "3 ids of" in res.stderr and "are in no part: line-2, empty-messages, good-3" in res.stderr, (
+        res.stderr
+    )
     assert len(out.read_text().splitlines()) == 7  # written all the same
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from fairforge_attr.methods.registry import REGISTRY
-from tests.cli.conftest import FRANCE, PARIS, SAMPLE
+from tests.cli.conftest import FRANCE, PARIS, SAMPLE, unmarked
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def results(tmp_path_factory, qwen_dir):
 def test_show_draws_an_item_and_summarises_the_file(cli, results, name):
     res = cli("show", results / name, "--id", "good-2")
     assert res.exit_code == 0, res.stderr
-    out = res.stdout
+    out = unmarked(res.stdout)
     assert "id good-2 · line 4" in out and "Why is the sky blue?" in out and "rank" in out
     assert "occlusion · word" in out
     assert "10 (4 ok, 6 failed)" in out  # the summary counts every item
@@ -56,7 +56,7 @@ def test_show_draws_an_item_and_summarises_the_file(cli, results, name):
 
 def test_show_first_n_includes_failed_items(cli, results):
     out = cli("show", results / "r.parquet", "--first", "2", "--no-summary").stdout
-    assert "id good-1" in out and "id 2 · line 2" in out and "failed" in out
+    assert "id good-1" in out and "id line-2 · line 2" in out and "failed" in out
     assert "mean time" not in out
 
 
@@ -81,7 +81,7 @@ def test_show_reads_what_explain_writes(cli, qwen_dir, tmp_path):
         cli("explain", FRANCE, "-t", PARIS, "-m", qwen_dir, "--method", "occlusion", "-o", out).exit_code == 0
     )
     res = cli("show", out)
-    assert res.exit_code == 0 and FRANCE in res.stdout and PARIS in res.stdout
+    assert res.exit_code == 0 and FRANCE in unmarked(res.stdout) and PARIS in res.stdout
 
 
 def test_show_rejects_other_files(cli, tmp_path):
@@ -112,3 +112,29 @@ def test_methods_detail_and_unknown_name(cli):
     assert res.exit_code == 0 and "--n-samples" in res.stdout and "Lundberg" in res.stdout
     bad = cli("methods", "magic")
     assert bad.exit_code == 2 and "choose one of" in bad.stderr
+
+
+def test_methods_catalog_matches_the_registry():
+    from fairforge_attr.methods.catalog import describe, load_catalog
+
+    expected = json.loads(json.dumps([describe(s) for s in REGISTRY.values()], default=str))
+    assert load_catalog() == expected, "regenerate it: python -m fairforge_attr.methods.catalog"
+
+
+def test_methods_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from fairforge_attr.cli import app\n"
+        "for args in (['methods'], ['methods', 'lime'], ['methods', '-f', 'json'], ['--help']):\n"
+        "    try:\n"
+        "        app(args, prog_name='ffattr')\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code in (0, None), exc.code\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -55,7 +55,7 @@ def test_console_script_batch_on_sample_data(qwen_dir, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr  # the sample holds bad lines on purpose
     assert proc.stdout == ""  # data goes to files, logs to stderr
-    assert "line 2 (id 2): invalid JSON" in proc.stderr
+    assert "line 2 (id line-2): invalid JSON" in proc.stderr
     assert "10 items (4 ok, 6 failed)" in proc.stderr
     table = pq.read_table(out)
     assert table.schema.equals(WIDE_SCHEMA, check_metadata=False)

@@ -35,7 +35,7 @@ def test_one_row_per_item_in_order_error_rows_included(qwen_explainer, plan):
     assert [r["line"] for r in rows] == [i.line for i in items]
     status = {r["id"]: r["status"] for r in rows}
     assert [i for i, s in status.items() if s == "ok"] == ["good-1", "good-2", "good-3", "good-4"]
-    broken = next(r for r in rows if r["id"] == "2")  # invalid JSON: id from the line number
+    broken = next(r for r in rows if r["id"] == "line-2")  # invalid JSON: its id is line-N
     assert broken["status"] == "error" and "invalid JSON" in broken["error"]
     assert broken["method"] == "occlusion" and broken["model"] == qwen_explainer.model_name
     too_long = next(r for r in rows if r["id"] == "too-long")  # readable, but fails when encoded

@@ -302,7 +302,11 @@ def test_per_target_token_is_refused_for_contrastive_items(qwen_explainer):
 
 @pytest.mark.parametrize(
     ("contrast", "message"),
-    [(PARIS, "'contrast' equals 'target'"), ("  ", "'contrast' is empty")],
+    [
+        (PARIS, "'contrast' equals 'target'"),
+        ("  ", "'contrast' is empty"),
+        ("Berlin \ud800", "contrast: unpaired surrogate"),  # no tokenizer can read it
+    ],
 )
 def test_a_contrast_that_cannot_be_compared_is_refused(qwen_explainer, contrast, message):
     with pytest.raises(InvalidRequestError, match=message):
