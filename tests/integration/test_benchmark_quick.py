@@ -36,7 +36,7 @@ def test_compare_quick_mode_runs(tmp_path):
     """Ours beside whichever peers are installed (those missing are skipped with the reason),
     top-k agreement with occlusion, the accuracy-per-cost sweep and the estimator accuracy."""
     from benchmarks.compare import main as compare
-    from benchmarks.peers import INSEQ, missing
+    from benchmarks.peers import missing
 
     out_json, out_md = tmp_path / "c.json", tmp_path / "RESULTS.md"
     out_md.write_text("# results\n")
@@ -47,8 +47,7 @@ def test_compare_quick_mode_runs(tmp_path):
         if case["method"] == "occlusion":
             assert ours["top_k_vs_occlusion"] == 1.0  # its own reference
         for peer in ("interpreto", "inseq"):
-            # inseq has no KernelSHAP or Sobol: no row for it there, installed or not
-            if missing(peer) and (peer != "inseq" or case["method"] in INSEQ):
+            if missing(peer):
                 assert "not installed" in case["skipped"][peer]
     assert {r["method"] for r in result["sweep"]} >= {"lime", "kernel_shap", "occlusion"}
     acc = result["accuracy"]
