@@ -43,6 +43,7 @@ from ..io.jsonl import BatchItem
 from ..plan import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED, Plan, build_plan
 from ..types import AttributionMethod, Granularity
 from .job import BatchJob, Shard
+from .ray_address import check_reachable
 from .rows import attribute_rows, failure_row
 
 if TYPE_CHECKING:
@@ -314,6 +315,7 @@ def ray_session(options: RayOptions, log: Path | None = None) -> Iterator[Any]:
         }
         with _keep_sigterm_handler():
             if options.address:
+                check_reachable(options.address)
                 ray.init(address=options.address, **settings)
             else:
                 ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=_local_gpus(), **settings)
