@@ -140,4 +140,6 @@ def _summary_dict(s: Summary) -> dict[str, Any]:
         "methods": dict(s.methods),
         "models": dict(s.models),
         "top_units": dict(s.top_units.most_common(20)),
+        "faithfulness_checked": s.checked,
+        "faithfulness_means": {name: s.faithfulness_mean(name) for name in sorted(s.faithfulness_counts)},
     }
