@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .engine import Engine
-from .errors import FairForgeError, InvalidRequestError, PromptEncodingError
+from .errors import FairForgeError, InvalidRequestError, item_error
 from .faithfulness.types import Faithfulness, FaithfulnessOptions
 from .models import load_model, model_name
 from .plan import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED, Plan, build_plan
-from .prompt import encode, tokenize_prompt_ids
-from .request import ExplainRequest, coerce_request, make_request
+from .prompt import encode
+from .request import CONTRAST_PER_TARGET_TOKEN, ExplainRequest, coerce_request, make_request
 from .results import AttributionResult, BatchAttributionResult
-from .scorer import EncodedItem, score_group
+from .scorer import EncodedItem, check_item, score_group
+from .targets import targets_of
 from .types import AttributionMethod, Granularity
 
 if TYPE_CHECKING:
@@ -37,17 +38,6 @@ class ItemOutcome:
     index: int
     result: AttributionResult | None = None
     error: FairForgeError | None = None
-
-
-def item_error(exc: Exception) -> FairForgeError:
-    """The error of one item. Our own errors pass as they are; anything else raised while that
-    item was read or encoded (a tokenizer's TypeError on odd text, say) is wrapped, so it stops
-    that item only and still says what happened."""
-    if isinstance(exc, FairForgeError):
-        return exc
-    wrapped = PromptEncodingError(f"this item could not be encoded: {type(exc).__name__}: {exc}")
-    wrapped.__cause__ = exc
-    return wrapped
 
 
 class AttributionExplainer:
@@ -117,6 +107,7 @@ class AttributionExplainer:
         target: str | None = None,
         *,
         prompt: str | None = None,
+        contrast: str | None = None,
         method: AttributionMethod | str | None = None,
         granularity: Granularity | str | None = None,
         seed: int = DEFAULT_SEED,
@@ -130,7 +121,9 @@ class AttributionExplainer:
         """Attribute log p(target | messages or prompt) to the units of the input.
 
         ``target=None`` generates the response greedily (``max_new_tokens``) and explains
-        that; the result's ``metadata.target_generated`` says so. Method options (e.g.
+        that; the result's ``metadata.target_generated`` says so. ``contrast``: another answer;
+        the scores then explain log p(target) - log p(contrast), both teacher-forced: why the
+        model prefers the target to the contrast (``result.contrastive``). Method options (e.g.
         ``n_samples``, ``baseline``) are passed as keyword arguments; ``ffattr methods``
         lists them. ``faithfulness=True`` (or a dict of ``FaithfulnessOptions``) also measures
         how well the scores predict removals (``result.faithfulness``; forward passes only,
@@ -141,7 +134,7 @@ class AttributionExplainer:
         the 5 sentences with the largest |score|; the others' units get score 0.0 and
         ``refined=False`` (see ``fairforge_attr.refine``).
         """
-        request = make_request(messages, target, prompt)
+        request = make_request(messages, target, prompt, contrast)
         plan = self.plan(
             method,
             granularity,
@@ -149,6 +142,7 @@ class AttributionExplainer:
             per_target_token=per_target_token,
             coarse_granularity=coarse_granularity,
             refine_top_k=refine_top_k,
+            generate=True,
             max_new_tokens=max_new_tokens,
             faithfulness=faithfulness,
             **options,
@@ -168,14 +162,20 @@ class AttributionExplainer:
         per_target_token: bool = False,
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
+        generate: bool = False,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
     ) -> BatchAttributionResult:
-        """Explain many ``(messages, target)`` pairs (or dicts with messages/prompt/target).
+        """Explain many ``(messages, target)`` pairs, ``(messages, target, contrast)`` triples,
+        or dicts with messages/prompt/target/contrast.
 
         Several items share passes (the variants of perturbation methods, the points and
         gradients of gradient methods), so this is faster than a loop over ``explain``, with
-        the same scores: an item's scores never depend on the items beside it. The first bad item raises, naming its
+        the same scores: an item's scores never depend on the items beside it. An item without
+        a target is an error unless ``generate=True``: then the model answers it greedily
+        (``max_new_tokens``; the answers of a group are generated together) and that answer is
+        explained, as ``explain(target=None)`` does. The first bad item raises, naming its
         index; use ``iter_explain`` to collect errors instead.
         """
         start = time.perf_counter()
@@ -188,6 +188,8 @@ class AttributionExplainer:
             per_target_token=per_target_token,
             coarse_granularity=coarse_granularity,
             refine_top_k=refine_top_k,
+            generate=generate,
+            max_new_tokens=max_new_tokens,
             faithfulness=faithfulness,
             **options,
         ):
@@ -210,13 +212,14 @@ class AttributionExplainer:
         per_target_token: bool = False,
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
+        generate: bool = False,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         progress: Callable[[int], None] | None = None,
         faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
     ) -> Iterator[ItemOutcome]:
         """Yield one ItemOutcome per item, in order, as soon as its group is done. Bad items
-        yield an error and never stop the others."""
+        yield an error and never stop the others. ``generate``: as in ``explain_batch``."""
         plan = self.plan(
             method,
             granularity,
@@ -224,6 +227,7 @@ class AttributionExplainer:
             per_target_token=per_target_token,
             coarse_granularity=coarse_granularity,
             refine_top_k=refine_top_k,
+            generate=generate,
             max_new_tokens=max_new_tokens,
             faithfulness=faithfulness,
             **options,
@@ -242,6 +246,7 @@ class AttributionExplainer:
         per_target_token: bool = False,
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
+        generate: bool = False,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
@@ -259,6 +264,7 @@ class AttributionExplainer:
             per_target_token=per_target_token,
             coarse_granularity=coarse_granularity,
             refine_top_k=refine_top_k,
+            generate=generate,
             max_new_tokens=max_new_tokens,
             options=options,
             faithfulness=faithfulness,
@@ -267,8 +273,9 @@ class AttributionExplainer:
     def iter_outcomes(self, plan: Plan, items: Iterable[Any]) -> Iterator[ItemOutcome]:
         """Explain ``items`` under ``plan``: one ItemOutcome per item, in order, as soon as its
         group of up to ``PACK_ITEMS`` items is done. An item may be an ExplainRequest, a
-        ``(messages, target)`` pair or a dict with messages/prompt/target; one that cannot be
-        read, encoded or scored yields its error and never stops the others."""
+        ``(messages, target[, contrast])`` tuple or a dict with messages/prompt/target/contrast;
+        one that cannot be read, answered, encoded or scored yields its error and never stops
+        the others."""
         group: list[tuple[int, ExplainRequest | FairForgeError]] = []
         for index, item in enumerate(items):
             try:
@@ -312,13 +319,23 @@ class AttributionExplainer:
     ) -> Iterator[ItemOutcome]:
         start = time.perf_counter()
         outcomes: dict[int, ItemOutcome] = {}
-        ready: list[tuple[int, EncodedItem]] = []
+        readable: list[tuple[int, ExplainRequest]] = []
         for index, req in group:
             if isinstance(req, FairForgeError):
                 outcomes[index] = ItemOutcome(index, error=req)
-                continue
+            elif plan.per_target_token and req.contrast is not None:
+                outcomes[index] = ItemOutcome(index, error=InvalidRequestError(CONTRAST_PER_TARGET_TOKEN))
+            else:
+                readable.append((index, req))
+        ready: list[tuple[int, EncodedItem]] = []
+        for (index, req), target in zip(
+            readable,
+            targets_of(self.engine, self.tokenizer, plan, [req for _, req in readable], self.max_length),
+        ):
             try:
-                ready.append((index, self._encode(plan, req)))
+                if isinstance(target, FairForgeError):
+                    raise target
+                ready.append((index, self._encode(plan, req, target, generated=req.target is None)))
             except Exception as exc:  # one item's text must never stop its group or the run
                 outcomes[index] = ItemOutcome(index, error=item_error(exc))
         if ready:
@@ -334,10 +351,7 @@ class AttributionExplainer:
         for index, _ in group:
             yield outcomes[index]
 
-    def _encode(self, plan: Plan, req: ExplainRequest) -> EncodedItem:
-        target, generated = req.target, False
-        if target is None:
-            target, generated = self._generate(req, plan.max_new_tokens), True
+    def _encode(self, plan: Plan, req: ExplainRequest, target: str, *, generated: bool) -> EncodedItem:
         encoded = encode(
             self.tokenizer,
             target=target,
@@ -346,7 +360,9 @@ class AttributionExplainer:
             messages=req.messages,
             prompt=req.prompt,
             max_length=self.max_length,
+            contrast=req.contrast,
         )
+        check_item(plan, encoded)
         return EncodedItem(encoded, target_generated=generated)
 
     def _log(self, result: AttributionResult) -> None:
@@ -359,20 +375,6 @@ class AttributionExplainer:
             f"[dim]{result.method.value}/{result.granularity.value}: {m.n_units} units, {m.n_forward} forward, "
             f"{m.n_sequences} sequences, {m.compute_time_seconds:.2f}s, log p(target)={m.target_log_prob:.3f}[/dim]"
         )
-
-    def _generate(self, req: ExplainRequest, max_new_tokens: int) -> str:
-        ids = tokenize_prompt_ids(self.tokenizer, messages=req.messages, prompt=req.prompt)
-        # Chat models end a turn with their own token (e.g. <|im_end|>), named in the
-        # generation config rather than as the tokenizer's eos: stop at any of them.
-        stop = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        stop = set(stop if isinstance(stop, (list, tuple)) else [stop] if stop is not None else [])
-        if self.tokenizer.eos_token_id is not None:
-            stop.add(self.tokenizer.eos_token_id)
-        new = self.engine.generate(ids, max_new_tokens, sorted(stop), self.tokenizer.pad_token_id)
-        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
-        if not text:
-            raise InvalidRequestError("the model generated an empty response; pass a target to explain")
-        return text
 
 
 def compute_attributions(

@@ -42,3 +42,14 @@ class NumericalError(FairForgeError, ArithmeticError):
 class OutputError(FairForgeError, OSError):
     """An output could not be written (no such folder, not writable, disk full); the message
     says what was kept."""
+
+
+def item_error(exc: Exception) -> FairForgeError:
+    """The error of one item. Our own errors pass as they are; anything else raised while that
+    item was read or encoded (a tokenizer's TypeError on odd text, say) is wrapped, so it stops
+    that item only and still says what happened."""
+    if isinstance(exc, FairForgeError):
+        return exc
+    wrapped = PromptEncodingError(f"this item could not be encoded: {type(exc).__name__}: {exc}")
+    wrapped.__cause__ = exc
+    return wrapped

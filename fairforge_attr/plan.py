@@ -49,6 +49,9 @@ class Plan:
             rebuilt from a record).
         extra_params: how the baseline was resolved, as recorded next to the options
             (e.g. ``("removal", "pad token '<pad>'")``).
+        generate: whether an item without a target gets the model's greedy answer as its
+            target (``explain`` always; batches when asked: ``generate=True``, ``--generate``);
+            without it such an item is an error.
         max_new_tokens: how many tokens to generate for an item without a target.
         coarse_granularity: coarse-to-fine refinement (``refine.py``): score these coarser
             units first, then ``granularity`` units inside the top ``refine_top_k`` of them.
@@ -66,6 +69,7 @@ class Plan:
     per_target_token: bool = False
     baseline: Baseline | None = None
     extra_params: tuple[tuple[str, Any], ...] = ()
+    generate: bool = False
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     coarse_granularity: Granularity | None = None
     refine_top_k: int | None = None
@@ -201,6 +205,7 @@ def build_plan(
     granularity: Granularity | str,
     seed: int = DEFAULT_SEED,
     per_target_token: bool = False,
+    generate: bool = False,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     options: Mapping[str, Any] | None = None,
     coarse_granularity: Granularity | str | None = None,
@@ -210,6 +215,8 @@ def build_plan(
     """The Plan of one call: method, granularity and options validated (errors name the valid
     choices), the baseline resolved with ``tokenizer``. ``AttributionExplainer.plan`` calls
     this with the explainer's tokenizer and defaults."""
+    if max_new_tokens < 1:
+        raise InvalidRequestError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     spec = get_method(method)
     gran = Granularity.parse(granularity)
     coarse, top_k = refinement_settings(spec, gran, coarse_granularity, refine_top_k)
@@ -228,6 +235,7 @@ def build_plan(
         per_target_token=per_target_token,
         baseline=baseline,
         extra_params=tuple(extra.items()),
+        generate=generate,
         max_new_tokens=max_new_tokens,
         coarse_granularity=coarse,
         refine_top_k=top_k,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -63,6 +63,19 @@ class EncodedInput:
     messages: list[Message] | None
     target_tokens: list[str] = field(default_factory=list)
     coarse_units: list[Unit] | None = None  # for refinement: the units of a coarser granularity
+    # A contrastive item explains f = log p(target | x) - log p(contrast | x): ``contrast`` is
+    # its twin, the same prompt and units followed by the contrast answer (``encode`` builds
+    # it). Whatever scores through the engine gets the difference (``ScoreResult.values``).
+    contrast: EncodedInput | None = None
+
+    @property
+    def contrastive(self) -> bool:
+        return self.contrast is not None
+
+    def answers(self) -> list[EncodedInput]:
+        """The sequences the engine scores for this item: itself (prompt + target), then its
+        contrast twin (prompt + contrast) for a contrastive item."""
+        return [self] if self.contrast is None else [self, self.contrast]
 
     @property
     def seq_len(self) -> int:
@@ -173,7 +186,9 @@ def max_token_chars(tokenizer: PreTrainedTokenizerBase) -> int:
     return longest
 
 
-def check_length(tokenizer: PreTrainedTokenizerBase, text: str, target: str, max_length: int) -> None:
+def check_length(
+    tokenizer: PreTrainedTokenizerBase, text: str, target: str, max_length: int, *, name: str = "target"
+) -> None:
     """Reject prompt + target longer than ``max_length`` tokens without tokenising all of them.
 
     A 50 MB prompt took 103 s and 6.7 GB to tokenise with offsets before the length check
@@ -188,7 +203,7 @@ def check_length(tokenizer: PreTrainedTokenizerBase, text: str, target: str, max
     n_target = len(tokenizer(target[:cap], add_special_tokens=False)["input_ids"])
     if n_prompt + n_target > max_length + 2 * CUT_SLACK:
         raise PromptTooLongError(
-            f"prompt ({len(text)} characters) + target ({len(target)} characters) hold more "
+            f"prompt ({len(text)} characters) + {name} ({len(target)} characters) hold more "
             f"than {n_prompt + n_target - 2 * CUT_SLACK} tokens, more than the limit of {max_length}; "
             "shorten the input or raise max_length."
         )
@@ -213,9 +228,11 @@ def encode(
     prompt: str | None = None,
     max_length: int | None = None,
     coarse_granularity: Granularity | None = None,
+    contrast: str | None = None,
 ) -> EncodedInput:
     """Tokenise prompt and target once and build the units of the requested granularity (and,
-    for coarse-to-fine refinement, those of ``coarse_granularity`` from the same tokens)."""
+    for coarse-to-fine refinement, those of ``coarse_granularity`` from the same tokens).
+    With ``contrast``, the result's ``contrast`` is the same prompt followed by that answer."""
     if not getattr(tokenizer, "is_fast", False):
         raise PromptEncodingError(
             f"{type(tokenizer).__name__} is a slow tokenizer without character offsets; "
@@ -224,23 +241,25 @@ def encode(
     text, spans, roles, add_special = _render(tokenizer, messages, prompt)
     if max_length is not None:
         check_length(tokenizer, text, target, max_length)
+        if contrast is not None:
+            check_length(tokenizer, text, contrast, max_length, name="contrast")
     enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
     prompt_ids = list(enc["input_ids"])
     offsets = [tuple(o) for o in enc["offset_mapping"]]
-    target_ids = list(tokenizer(target, add_special_tokens=False)["input_ids"])
-    if not target_ids:
-        raise InvalidRequestError("the target is empty after tokenisation; give a non-empty target")
-    total = len(prompt_ids) + len(target_ids)
-    if max_length is not None and total > max_length:
-        raise PromptTooLongError(
-            f"prompt ({len(prompt_ids)} tokens) + target ({len(target_ids)} tokens) = {total} "
-            f"tokens, more than the limit of {max_length}; shorten the input or raise max_length."
-        )
+    target_ids = _answer_ids(tokenizer, target, "target", len(prompt_ids), max_length)
+    contrast_ids = None
+    if contrast is not None:
+        contrast_ids = _answer_ids(tokenizer, contrast, "contrast", len(prompt_ids), max_length)
+        if contrast_ids == target_ids:
+            raise InvalidRequestError(
+                f"the contrast {contrast!r} is the target itself: log p(target) - log p(contrast) "
+                "would be 0 for every input; give a different answer to compare with"
+            )
 
     starts = np.fromiter((o[0] for o in offsets), dtype=np.int64, count=len(offsets))
     ends = np.fromiter((o[1] for o in offsets), dtype=np.int64, count=len(offsets))
     ids = torch.tensor(prompt_ids + target_ids, dtype=torch.long)
-    return EncodedInput(
+    encoded = EncodedInput(
         input_ids=ids,
         prompt_length=len(prompt_ids),
         units=_units(granularity, text, spans, roles, starts, ends),
@@ -254,6 +273,14 @@ def encode(
             else _units(coarse_granularity, text, spans, roles, starts, ends)
         ),
     )
+    if contrast_ids is not None:
+        encoded.contrast = replace(
+            encoded,
+            input_ids=torch.tensor(prompt_ids + contrast_ids, dtype=torch.long),
+            target_text=contrast,
+            target_tokens=tokenizer.batch_decode([[t] for t in contrast_ids]),
+        )
+    return encoded
 
 
 _SEGMENTERS = {
@@ -287,6 +314,22 @@ def _units(
             segments = np.asarray(segmenter(content), dtype=np.int64).reshape(-1, 2)
         units.extend(_group(inside, tok_s, tok_e, segments, shift, content, mi, roles[mi]))
     return units
+
+
+def _answer_ids(
+    tokenizer: PreTrainedTokenizerBase, text: str, name: str, n_prompt: int, max_length: int | None
+) -> list[int]:
+    """The token ids of a target (or contrast) answer, checked against the length limit."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if not ids:
+        raise InvalidRequestError(f"the {name} is empty after tokenisation; give a non-empty {name}")
+    total = n_prompt + len(ids)
+    if max_length is not None and total > max_length:
+        raise PromptTooLongError(
+            f"prompt ({n_prompt} tokens) + {name} ({len(ids)} tokens) = {total} "
+            f"tokens, more than the limit of {max_length}; shorten the input or raise max_length."
+        )
+    return ids
 
 
 def _group(

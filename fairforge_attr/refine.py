@@ -97,7 +97,7 @@ def top_coarse(scores: torch.Tensor, k: int) -> list[int]:
 def score_refined(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> list[RawScores]:
     """Both stages for a group of items (each stage packs the group's variants together)."""
     score = plan.spec.score
-    coarse_items = [replace(e, units=_coarse_units(e)) for e in items]
+    coarse_items = [_with_units(e, _coarse_units(e)) for e in items]
     coarse = score(engine, plan, coarse_items)
     owners = [coarse_owner(e, c.units) for e, c in zip(items, coarse_items)]
     chosen = [top_coarse(c.scores, plan.refine_top_k or 1) for c in coarse]
@@ -107,7 +107,7 @@ def score_refined(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> 
         zip(
             todo,
             score(
-                engine, plan, [replace(items[i], units=[items[i].units[u] for u in inside[i]]) for i in todo]
+                engine, plan, [_with_units(items[i], [items[i].units[u] for u in inside[i]]) for i in todo]
             ),
         )
     )
@@ -134,6 +134,7 @@ def score_refined(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> 
                 scores=scores,
                 per_target_token=ptt,
                 target_log_prob=stage1.target_log_prob,
+                contrast_log_prob=stage1.contrast_log_prob,
                 n_forward=stage1.n_forward + fine_cost.n_forward,
                 n_sequences=stage1.n_sequences + fine_cost.n_sequences,
                 warnings=stage1.warnings + (stage2.warnings if stage2 is not None else []),
@@ -149,6 +150,15 @@ def score_refined(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> 
                 ),
             )
         )
+    return out
+
+
+def _with_units(encoded: EncodedInput, units: list[Unit]) -> EncodedInput:
+    """The item with other units; a contrastive item's twin (the same prompt before the other
+    answer) gets them too, since the engine masks both with the same table."""
+    out = replace(encoded, units=units)
+    if encoded.contrast is not None:
+        out.contrast = replace(encoded.contrast, units=units)
     return out
 
 

@@ -2,7 +2,9 @@
 
 Scores are in nats of the objective f = log p(target | prompt) (teacher forcing, summed over
 target tokens). A positive score means the unit raised the target's log-probability, a
-negative score means it pushed the target down. ``normalized_score`` is the score divided by
+negative score means it pushed the target down. A contrastive result (``contrast`` set)
+explains f = log p(target | prompt) - log p(contrast | prompt): a positive score means the unit
+made the target more likely *than the contrast*. ``normalized_score`` is the score divided by
 the largest |score| of the same result, so it lies in [-1, 1] and keeps the sign; the unit
 with the strongest influence has |normalized_score| == 1.
 """
@@ -133,7 +135,13 @@ class ResultMetadata(BaseModel):
     n_backward: int = 0
     n_sequences: int = Field(description="distinct sequences the model scored for this item")
     compute_time_seconds: float
-    target_log_prob: float = Field(description="f(x): teacher-forced log p(target | prompt)")
+    target_log_prob: float = Field(
+        description="teacher-forced log p(target | prompt): f(x) unless contrastive"
+    )
+    contrast_log_prob: float | None = Field(
+        default=None,
+        description="contrastive runs: log p(contrast | prompt); f(x) = target_log_prob - contrast_log_prob",
+    )
     params: dict[str, Any] = Field(description="the method options actually used")
     n_units: int
     n_prompt_tokens: int
@@ -156,6 +164,9 @@ class AttributionResult(BaseModel):
     prompt: str = Field(description="the prompt exactly as the model saw it (template applied)")
     messages: list[Message] | None = None
     target: str
+    contrast: str | None = Field(
+        default=None, description="the answer the target is compared with (a contrastive result)"
+    )
     method: AttributionMethod
     granularity: Granularity
     attributions: list[Attribution]
@@ -175,6 +186,17 @@ class AttributionResult(BaseModel):
     faithfulness: Faithfulness | None = Field(
         None, description="how well the scores predict removals (explain(..., faithfulness=True))"
     )
+
+    @property
+    def contrastive(self) -> bool:
+        """Whether the scores explain log p(target) - log p(contrast) rather than log p(target)."""
+        return self.contrast is not None
+
+    @property
+    def objective_value(self) -> float:
+        """f(x): log p(target | prompt), minus log p(contrast | prompt) for a contrastive result."""
+        m = self.metadata
+        return m.target_log_prob - (m.contrast_log_prob or 0.0)
 
     def get_top_k(self, k: int = 10) -> list[Attribution]:
         """The k units with the largest |score|, strongest first (ties: refined units first,
@@ -250,6 +272,7 @@ def build_result(
         n_sequences=raw.n_sequences,
         compute_time_seconds=seconds,
         target_log_prob=raw.target_log_prob,
+        contrast_log_prob=raw.contrast_log_prob,
         params=plan.params,
         n_units=encoded.n_units,
         n_prompt_tokens=encoded.prompt_length,
@@ -264,6 +287,7 @@ def build_result(
         prompt=encoded.prompt_text,
         messages=encoded.messages,
         target=encoded.target_text,
+        contrast=None if encoded.contrast is None else encoded.contrast.target_text,
         method=plan.method,
         granularity=plan.granularity,
         attributions=attributions,

@@ -18,6 +18,7 @@ from .faithfulness.attach import attach
 from .methods.base import RawScores
 from .plan import Plan
 from .prompt import EncodedInput
+from .request import CONTRAST_PER_TARGET_TOKEN
 from .results import AttributionResult, build_result
 
 
@@ -29,12 +30,19 @@ class EncodedItem:
     target_generated: bool = False
 
 
+def check_item(plan: Plan, encoded: EncodedInput) -> None:
+    """Raise InvalidRequestError when ``plan`` cannot explain ``encoded``."""
+    if encoded.n_units == 0:
+        raise InvalidRequestError("nothing to attribute: the messages hold no content tokens")
+    if plan.per_target_token and encoded.contrastive:
+        raise InvalidRequestError(CONTRAST_PER_TARGET_TOKEN)
+
+
 def score_items(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> list[tuple[RawScores, bool]]:
     """Scores for each item, and whether it had to be recomputed in float32 because the
     model's half-precision pass produced NaN or inf."""
     for e in items:
-        if e.n_units == 0:
-            raise InvalidRequestError("nothing to attribute: the messages hold no content tokens")
+        check_item(plan, e)
     score = plan.scorer
     raw = score(engine, plan, items)
     out = [(r, False) for r in raw]

@@ -3,8 +3,11 @@
 Units are matched by (message index, character offsets, text), so a unit that moved or changed
 is not compared with another one. Per id found ok in both files: the Spearman correlation of
 the matched units' scores, drift = 1 - Spearman, the overlap of the two top-k sets (each over
-its own units, by |score|), the matched units whose score changed sign, and the change of
-target_log_prob (new - base).
+its own units, by |score|), the matched units whose score changed sign, the change of
+target_log_prob (new - base) and the change of the objective f(x) the scores explain (the same
+number, unless a row is contrastive: then f = target_log_prob - contrast_log_prob). An id whose
+two rows explain different objectives (another contrast, or a contrast on one side only) is
+still compared, and counted as such: its scores answer different questions.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import numpy as np
 
 from ..errors import InvalidRequestError
 from ..stats import spearman
-from .values import is_ok
+from .values import is_ok, objective_value
 
 UnitKey = tuple[int, int, int, str]
+ROW_KEYS = ("status", "units", "target_log_prob", "contrast", "contrast_log_prob")
 
 
 @dataclass
@@ -35,6 +39,9 @@ class ItemDiff:
     top_k_overlap: float | None
     sign_flips: int
     delta_target_log_prob: float | None
+    delta_objective: float | None  # new f(x) - base f(x); f is the difference for a contrastive row
+    contrastive: bool  # either row is contrastive
+    other_objective: bool  # the two rows' contrasts differ: their scores explain different f
 
 
 @dataclass
@@ -68,6 +75,9 @@ class DiffReport:
             "sign_flips": sum(i.sign_flips for i in self.items),
             "items_with_sign_flips": sum(i.sign_flips > 0 for i in self.items),
             "mean_delta_target_log_prob": self.mean("delta_target_log_prob"),
+            "mean_delta_objective": self.mean("delta_objective"),
+            "contrastive": sum(i.contrastive for i in self.items),
+            "other_objective": sum(i.other_objective for i in self.items),
         }
 
     def worst(self, n: int) -> list[ItemDiff]:
@@ -110,6 +120,7 @@ def compare_items(item_id: str, base: dict[str, Any], new: dict[str, Any], top_k
     k = min(top_k, len(ub), len(un))
     overlap = len(_top(ub, k) & _top(un, k)) / k if k else None
     tb, tn = base.get("target_log_prob"), new.get("target_log_prob")
+    fb, fn = objective_value(base), objective_value(new)
     return ItemDiff(
         id=item_id,
         n_base=len(ub),
@@ -120,6 +131,9 @@ def compare_items(item_id: str, base: dict[str, Any], new: dict[str, Any], top_k
         top_k_overlap=overlap,
         sign_flips=int(np.sum(np.sign(sb) * np.sign(sn) < 0)),
         delta_target_log_prob=None if tb is None or tn is None else float(tn) - float(tb),
+        delta_objective=None if fb is None or fn is None else fn - fb,
+        contrastive=base.get("contrast") is not None or new.get("contrast") is not None,
+        other_objective=base.get("contrast") != new.get("contrast"),
     )
 
 
@@ -132,7 +146,7 @@ def _by_id(rows: Iterable[dict[str, Any]], source: str) -> dict[str, dict[str, A
                 f"{source} holds id {item_id!r} more than once; diff compares one result per id "
                 "(a file of ffattr evaluate --items holds one per method: split it first)"
             )
-        out[item_id] = {k: row.get(k) for k in ("status", "units", "target_log_prob")}
+        out[item_id] = {k: row.get(k) for k in ROW_KEYS}
     return out
 
 

@@ -3,7 +3,7 @@
     RULE   = [AGG ":"] METRIC OP NUMBER
     AGG    = mean | min | max | median | p10 | p90 | share
     METRIC = lds | deletion_auc | insertion_auc | deletion_gain | insertion_gain
-           | comprehensiveness | sufficiency | target_log_prob | n_units | error
+           | comprehensiveness | sufficiency | objective | target_log_prob | n_units | error
            | role_share:ROLE | rank:WORD
     OP     = >= | > | <= | < | == | !=
 

@@ -21,7 +21,7 @@ FAITHFULNESS_METRICS = (
     "comprehensiveness",
     "sufficiency",
 )
-PLAIN_METRICS = (*FAITHFULNESS_METRICS, "target_log_prob", "n_units", "error")
+PLAIN_METRICS = (*FAITHFULNESS_METRICS, "objective", "target_log_prob", "n_units", "error")
 ARG_METRICS = ("role_share", "rank")  # written role_share:ROLE, rank:WORD
 # rank:WORD of an item without such a unit: larger than any real rank, so "rank:x > 5" holds.
 RANK_ABSENT = 1_000_000
@@ -47,6 +47,8 @@ def metric_value(row: dict[str, Any], name: str, arg: str | None = None) -> floa
         value = faithfulness.get(name)
         return None if value is None else float(value)
     units = row.get("units") or []
+    if name == "objective":
+        return objective_value(row)
     if name == "target_log_prob":
         value = row.get("target_log_prob")
         return None if value is None else float(value)
@@ -60,6 +62,15 @@ def metric_value(row: dict[str, Any], name: str, arg: str | None = None) -> floa
     if name == "rank":
         return float(word_rank(units, arg or ""))
     raise KeyError(name)
+
+
+def objective_value(row: dict[str, Any]) -> float | None:
+    """f(x), what the scores explain: target_log_prob, minus contrast_log_prob for a
+    contrastive row (``AttributionResult.objective_value``)."""
+    target, contrast = row.get("target_log_prob"), row.get("contrast_log_prob")
+    if target is None:
+        return None
+    return float(target) - (0.0 if contrast is None else float(contrast))
 
 
 def word_rank(units: list[dict[str, Any]], word: str) -> int:

@@ -25,7 +25,7 @@ from ..io.jsonl import BatchItem, count_nonblank_lines, iter_jsonl, parse_batch_
 from ..io.partial import PartialStore
 from ..io.schema import ERROR, OK
 from ..io.writers import JsonlAppender
-from ..plan import Plan
+from ..plan import DEFAULT_MAX_NEW_TOKENS, Plan
 from ..types import AttributionMethod, Granularity
 from .lock import OutputLock
 from .rows import attribute_rows, recorded_plan
@@ -78,9 +78,12 @@ class BatchJob:
     folder of Parquet parts when the name ends with ``/``).
 
     The settings are one Plan: give ``plan`` (e.g. one built by ``explainer.plan(...)``), or
-    ``method``, ``granularity``, ``seed``, ``per_target_token``, ``faithfulness``, ``options``
-    and the refinement settings (``coarse_granularity``, ``refine_top_k``) to build it
-    (defaults: the explainer's). Call ``resume()`` to keep what an earlier run of ``output``
+    ``method``, ``granularity``, ``seed``, ``per_target_token``, ``faithfulness``,
+    ``generate``, ``max_new_tokens``, ``options`` and the refinement settings
+    (``coarse_granularity``, ``refine_top_k``) to build it (defaults: the explainer's).
+    With ``generate``, a line without a target is explained with the model's own greedy
+    answer, stored in its row (``target_generated``); a resumed job keeps the answers it
+    stored. Call ``resume()`` to keep what an earlier run of ``output``
     finished, or ``start_over()`` to replace it; without either, ``run`` refuses an existing
     ``output``.
 
@@ -103,6 +106,8 @@ class BatchJob:
         granularity: Granularity | str | None = None,
         seed: int = 0,
         per_target_token: bool = False,
+        generate: bool = False,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         options: dict[str, Any] | None = None,
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
@@ -120,6 +125,8 @@ class BatchJob:
                 coarse_granularity=coarse_granularity,
                 refine_top_k=refine_top_k,
                 faithfulness=faithfulness,
+                generate=generate,
+                max_new_tokens=max_new_tokens,
                 **(options or {}),
             )
         self.explainer = explainer
@@ -327,7 +334,7 @@ class BatchJob:
                 continue
             if limit is not None and ordinal // count >= limit:
                 return
-            item = parse_batch_item(entry)
+            item = parse_batch_item(entry, generate=self.plan.generate)
             if not item.unreadable:
                 self._retire_stale(item)
                 if item.id in self.done:

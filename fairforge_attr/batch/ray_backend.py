@@ -40,9 +40,10 @@ from typing import TYPE_CHECKING, Any
 from ..api import PACK_ITEMS
 from ..errors import InvalidRequestError
 from ..io.jsonl import BatchItem
-from ..plan import DEFAULT_SEED, Plan, build_plan
+from ..plan import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED, Plan, build_plan
 from ..types import AttributionMethod, Granularity
 from .job import BatchJob, Shard
+from .ray_address import check_reachable
 from .rows import attribute_rows, failure_row
 
 if TYPE_CHECKING:
@@ -192,8 +193,9 @@ class RayBatchJob(BatchJob):
         worker: how each actor loads the model.
         output: as for BatchJob.
         ray: where and how wide to run.
-        method, granularity, seed, per_target_token, options, coarse_granularity,
-            refine_top_k, plan, fail_fast, faithfulness: as for BatchJob.
+        method, granularity, seed, per_target_token, generate, max_new_tokens, options,
+            coarse_granularity, refine_top_k, plan, fail_fast, faithfulness: as for BatchJob
+            (the workers generate missing targets).
     """
 
     def __init__(
@@ -206,6 +208,8 @@ class RayBatchJob(BatchJob):
         granularity: Granularity | str | None = None,
         seed: int = DEFAULT_SEED,
         per_target_token: bool = False,
+        generate: bool = False,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         options: dict[str, Any] | None = None,
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
@@ -222,6 +226,8 @@ class RayBatchJob(BatchJob):
                 granularity=granularity or Granularity.WORD,
                 seed=seed,
                 per_target_token=per_target_token,
+                generate=generate,
+                max_new_tokens=max_new_tokens,
                 faithfulness=faithfulness,
                 options=options,
                 coarse_granularity=coarse_granularity,
@@ -314,6 +320,7 @@ def ray_session(options: RayOptions, log: Path | None = None) -> Iterator[Any]:
         }
         with _keep_sigterm_handler():
             if options.address:
+                check_reachable(options.address)
                 ray.init(address=options.address, **settings)
             else:
                 ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=_local_gpus(), **settings)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..io import BatchItem
     from .progress import BatchProgress
 
-RUN_PANEL = "Run"
+RUN_PANEL = o.RUN_PANEL
 MAX_ERRORS_LOGGED = 20
 
 EPILOG = """\
@@ -50,14 +50,17 @@ Examples:
   ffattr merge part-*.parquet all.parquet --input in.jsonl   # join the shards
   ffattr batch in.jsonl out/ --backend ray --num-workers 4   # parts in out/
   ffattr batch in.jsonl out.parquet --backend ray --address auto
+  ffattr batch questions.jsonl answers.parquet --generate   # explain the model's own answers
 
 Each input line is one JSON object, one of:
 
   {"id": 1, "messages": \\[{"role": "user", "content": "Hi"}], "target": "Hey"}
   {"id": 2, "prompt": "2 + 2 =", "target": " 4"}
   {"id": 3, "messages": \\[{"role": "user", ...}, {"role": "assistant", ...}]}
+  {"id": 4, "messages": \\[...], "target": "Paris.", "contrast": "Berlin."}
+  {"id": 5, "messages": \\[{"role": "user", "content": "Hi"}]}     # with --generate
 
-"id" is optional (default: the line number); other fields are copied to the meta column. A bad line becomes an error row (status "error", with its line number) and the run goes on.
+"id" is optional (default: the line number); "contrast" explains why the model prefers the target to that answer (log p(target) - log p(contrast)); other fields are copied to the meta column. A bad line becomes an error row (status "error", with its line number) and the run goes on.
 
 Exit code: 0 when every item succeeded (or --allow-errors), 1 when some failed, 2 for usage errors, 130/143 when interrupted (finished items are kept for --resume).
 """
@@ -95,15 +98,6 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _parse_shard(shard: str | None) -> tuple[int, int]:
-    if shard is None:
-        return 0, 1
-    index, sep, count = shard.partition("/")
-    if sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count):
-        return int(index) - 1, int(count)
-    raise typer.BadParameter(f"expected I/N with 1 <= I <= N (e.g. 2/8), got {shard!r}", param_hint="--shard")
-
-
 @cli_command
 def batch(
     ctx: typer.Context,
@@ -135,6 +129,8 @@ def batch(
     per_target_token: o.PerTargetToken = False,
     faithfulness: o.Faithfulness = False,
     faithfulness_option: o.FaithfulnessOptions = None,
+    generate: o.Generate = False,
+    max_new_tokens: o.GenerateMaxNewTokens = None,
     layout: Annotated[
         Layout,
         typer.Option(
@@ -219,7 +215,8 @@ def batch(
         "rows_per_task": rows_per_task,
         "verbose": verbose,
     }
-    shard_index, shard_count = _parse_shard(shard)
+    shard_index, shard_count = scale.parse_shard(shard)
+    o.check_generate(generate, max_new_tokens)
     _check_output(output, errors, resume=resume, overwrite=overwrite)
     opts = method_options(
         method,
@@ -232,6 +229,7 @@ def batch(
     refine = refinement(method, granularity, coarse, refine_top)
 
     from ..batch import count_items
+    from ..plan import DEFAULT_MAX_NEW_TOKENS
 
     flags = ModelFlags(
         model, device, dtype, max_length, revision, trust_remote_code, scale.parse_device_map(device_map)
@@ -241,6 +239,8 @@ def batch(
         "granularity": granularity,
         "seed": seed,
         "per_target_token": per_target_token,
+        "generate": generate,
+        "max_new_tokens": max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
         "options": opts,
         "fail_fast": on_error is OnError.fail,
         "faithfulness": check,

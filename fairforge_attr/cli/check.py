@@ -28,7 +28,7 @@ Examples:
 
 A rule is [AGG:]METRIC OP NUMBER. OP: >= > <= < == !=. Without AGG the rule must hold for every ok item on its own; AGG (mean, min, max, median, p10, p90, share) aggregates over the items first ("share": the fraction of items whose value is non-zero, e.g. share:error).
 
-METRIC: lds, deletion_auc, insertion_auc, deletion_gain, insertion_gain, comprehensiveness, sufficiency (these need ffattr batch --faithfulness), target_log_prob, n_units, role_share:ROLE (share of sum |score| on units of that role), rank:WORD (best rank by |score| of a unit equal to WORD, case-insensitive; 1000000 when absent), error (1 for error rows).
+METRIC: lds, deletion_auc, insertion_auc, deletion_gain, insertion_gain, comprehensiveness, sufficiency (these need ffattr batch --faithfulness), objective (f(x), what the scores explain: target_log_prob, minus contrast_log_prob for a contrastive row), target_log_prob (log p(target) alone), n_units, role_share:ROLE (share of sum |score| on units of that role), rank:WORD (best rank by |score| of a unit equal to WORD, case-insensitive; 1000000 when absent), error (1 for error rows).
 
 Exit code: 0 every rule holds, 1 a rule failed, 2 a malformed rule or an unreadable file.
 """

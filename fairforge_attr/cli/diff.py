@@ -24,7 +24,7 @@ Examples:
   ffattr diff base.parquet new.parquet --max-drift 0.2      # exit 1 above it
   ffattr diff v1.jsonl v2.jsonl --top-k 3 --worst 20 --format json
 
-Per id present in both files: Spearman correlation of the unit scores (units matched by message, offsets and text), drift = 1 - Spearman, overlap of the two top-k sets, sign flips, change of target_log_prob (new - base). Ids found in one file only are listed.
+Per id present in both files: Spearman correlation of the unit scores (units matched by message, offsets and text), drift = 1 - Spearman, overlap of the two top-k sets, sign flips, change of target_log_prob (new - base). For contrastive rows (ffattr explain --contrast, a batch line's "contrast"), also the change of the objective the scores explain, f = target_log_prob - contrast_log_prob, and the ids whose two rows have different contrasts. Ids found in one file only are listed.
 
 Exit code: 0, or 1 when --max-drift is given and the mean drift exceeds it (or no item could be compared); 2 for unreadable files.
 """
@@ -88,12 +88,18 @@ def _print(report: DiffReport, worst: int, max_drift: float | None, too_far: boo
     table.add_row(f"mean top-{report.top_k} overlap", _f(s["mean_top_k_overlap"], ".0%"))
     table.add_row("sign flips", f"{s['sign_flips']} units in {s['items_with_sign_flips']} items")
     table.add_row("mean change of log p(target)", _f(s["mean_delta_target_log_prob"], "+.4f"))
+    if s["contrastive"]:  # f(x) is not log p(target) there: say which number moved
+        table.add_row(
+            "mean change of f = log p(target) - log p(contrast)", _f(s["mean_delta_objective"], "+.4f")
+        )
+        table.add_row("contrastive ids", f"{s['contrastive']} ({s['other_objective']} with another contrast)")
     console.print(table)
     if worst and report.items:
         rows = Table(
             title=f"the {min(worst, len(report.items))} ids with the largest drift", title_justify="left"
         )
-        for name in ("id", "drift", "Spearman", f"top-{report.top_k}", "flips", "matched", "Δ log p"):
+        delta = "Δ f" if s["contrastive"] else "Δ log p"
+        for name in ("id", "drift", "Spearman", f"top-{report.top_k}", "flips", "matched", delta):
             rows.add_column(name, justify="left" if name == "id" else "right")
         for i in report.worst(worst):
             rows.add_row(
@@ -103,7 +109,7 @@ def _print(report: DiffReport, worst: int, max_drift: float | None, too_far: boo
                 _f(i.top_k_overlap, ".0%"),
                 str(i.sign_flips),
                 f"{i.n_matched}/{max(i.n_base, i.n_new)}",
-                _f(i.delta_target_log_prob, "+.3f"),
+                _f(i.delta_objective if s["contrastive"] else i.delta_target_log_prob, "+.3f"),
             )
         console.print(rows)
     for label, ids in (("only in base", report.only_base), ("only in new", report.only_new)):

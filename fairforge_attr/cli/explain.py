@@ -30,13 +30,14 @@ Examples:
   ffattr explain "What is the capital of France?" -t "Paris."
   ffattr explain "Why is the sky blue?" --system "Be brief." -g sentence
   ffattr explain "What is the capital of France?"     # the model answers
+  ffattr explain "What is the capital of France?" -t "The capital of France is Paris." --contrast "The capital of Germany is Berlin."
   ffattr explain --messages chat.json --target-file answer.txt -m ./model
   ffattr explain "Hi" -t "Hello!" --method occlusion --format json
   ffattr explain "Hi" -t "Hello!" --per-target-token --output hi.html
   ffattr explain --messages rag.json -t "1889." --method occlusion --coarse sentence --refine-top 5
   ffattr explain "Hi" -t "Hello!" --faithfulness     # can I trust these scores?
 
-Scores are in nats of log p(target): red units raised the target's log-probability, blue ones lowered it.
+Scores are in nats of log p(target): red units raised the target's log-probability, blue ones lowered it. With --contrast they are in nats of log p(target) - log p(contrast): red units made the model prefer the target to the contrast.
 """
 
 
@@ -82,6 +83,17 @@ def explain(
             exists=True,
             dir_okay=False,
             help="Read the response to explain from a file.",
+            show_default=False,
+            rich_help_panel=INPUT_PANEL,
+        ),
+    ] = None,
+    contrast: Annotated[
+        str | None,
+        typer.Option(
+            "--contrast",
+            "-c",
+            help="Another answer: explain why the model prefers the target to it "
+            "(log p(target) - log p(contrast)).",
             show_default=False,
             rich_help_panel=INPUT_PANEL,
         ),
@@ -134,6 +146,10 @@ def explain(
     """
     messages, prompt = _input(message, system, messages_file, raw)
     target_text = _target(target, target_file)
+    if contrast is not None and per_target_token:
+        from ..request import CONTRAST_PER_TARGET_TOKEN
+
+        raise typer.BadParameter(CONTRAST_PER_TARGET_TOKEN, param_hint="--per-target-token")
     if output is not None:
         from ..io.formats import result_format, result_names
 
@@ -161,6 +177,7 @@ def explain(
             messages,
             target_text,
             prompt=prompt,
+            contrast=contrast,
             method=method,
             granularity=granularity,
             seed=seed,

@@ -13,6 +13,7 @@ from ..types import AttributionMethod, Granularity
 MODEL_PANEL = "Model"
 METHOD_PANEL = "Method"
 OUTPUT_PANEL = "Output"
+RUN_PANEL = "Run"
 
 Model = Annotated[
     str | None,
@@ -185,6 +186,35 @@ FaithfulnessOptions = Annotated[
         rich_help_panel=METHOD_PANEL,
     ),
 ]
+Generate = Annotated[
+    bool,
+    typer.Option(
+        "--generate",
+        help="Lines without a target: explain the model's own greedy answer (generated in "
+        "batches, stored in the target column with target_generated=true). Without it they are "
+        "error rows.",
+        rich_help_panel=RUN_PANEL,
+    ),
+]
+GenerateMaxNewTokens = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="With --generate: the most tokens an answer may have (default 64).",
+        show_default=False,
+        rich_help_panel=RUN_PANEL,
+    ),
+]
+
+
+def check_generate(generate: bool, max_new_tokens: int | None) -> None:
+    """``--max-new-tokens`` only means something with ``--generate``."""
+    if max_new_tokens is not None and not generate:
+        raise typer.BadParameter(
+            "only lines the model answers take it: add --generate", param_hint="--max-new-tokens"
+        )
+
+
 ShowUncertainty = Annotated[
     bool,
     typer.Option(

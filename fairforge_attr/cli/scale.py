@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..errors import InvalidRequestError
 from . import options as o
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ RAY_FLAGS = ("address", "num_workers", "gpus_per_worker", "cpus_per_worker", "ro
 
 def check_backend_flags(ctx: typer.Context, backend: Backend) -> None:
     """The pool flags mean something only to the ray backend; with ray, Ray must be installed
-    (exit 2 and how to install it, before any model loads)."""
+    and a cluster must answer at --address (exit 2 and what to do, before any model loads)."""
     if backend is Backend.local:
         for name in RAY_FLAGS:
             source = ctx.get_parameter_source(name)
@@ -119,9 +120,16 @@ def check_backend_flags(ctx: typer.Context, backend: Backend) -> None:
                 flag = "--" + name.replace("_", "-")
                 raise typer.BadParameter("applies to --backend ray only", param_hint=flag)
         return
+    from ..batch.ray_address import check_reachable
     from ..batch.ray_backend import import_ray
 
     import_ray()
+    address = ctx.params.get("address")
+    if address:
+        try:
+            check_reachable(address)
+        except InvalidRequestError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--address") from None
 
 
 def ray_job(
@@ -132,3 +140,13 @@ def ray_job(
 
     given = {name: value for name, value in ray_args.items() if value is not None}
     return RayBatchJob(WorkerModel(**model_args), output, ray=RayOptions(**given), **job_args)
+
+
+def parse_shard(shard: str | None) -> tuple[int, int]:
+    """``--shard I/N`` -> (0-based index, count); no shard is (0, 1)."""
+    if shard is None:
+        return 0, 1
+    index, sep, count = shard.partition("/")
+    if sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count):
+        return int(index) - 1, int(count)
+    raise typer.BadParameter(f"expected I/N with 1 <= I <= N (e.g. 2/8), got {shard!r}", param_hint="--shard")

@@ -121,6 +121,8 @@ def _draw(
     result = row_to_result(row)
     if layout == "long":  # the long layout keeps units but not the prompt they came from
         console.print(Text(f"target: {result.target}"))
+        if result.contrast is not None:
+            console.print(Text(f"contrast: {result.contrast}"))
         if top_k > 0:
             console.print(top_k_table(result, top_k, show_uncertainty))
         console.print(role_table(result))
@@ -139,4 +141,6 @@ def _summary_dict(s: Summary) -> dict[str, Any]:
         "methods": dict(s.methods),
         "models": dict(s.models),
         "top_units": dict(s.top_units.most_common(20)),
+        "faithfulness_checked": s.checked,
+        "faithfulness_means": {name: s.faithfulness_mean(name) for name in sorted(s.faithfulness_counts)},
     }

@@ -4,6 +4,10 @@ f(x) = sum_i log p(t_i | prompt, t_<i): one teacher-forced forward over prompt +
 the positions that predict target tokens need logits (the one before each target token), and
 the log-softmax is taken in float32 whatever the model's dtype, so float16 logits never
 overflow the normaliser.
+
+A contrastive item explains f(x) = log p(target | x) - log p(contrast | x), both answers
+teacher-forced after the same prompt (:func:`contrastive_values`): every score, every variant's
+value and every gradient is of that difference.
 """
 
 from __future__ import annotations
@@ -46,3 +50,14 @@ def masked_target_log_probs(
     max_t = targets.shape[1]
     valid = torch.arange(max_t, device=lp.device).unsqueeze(0) >= (max_t - n_target).unsqueeze(1)
     return torch.where(valid, lp, torch.zeros((), dtype=lp.dtype, device=lp.device))
+
+
+def contrastive_values(target: torch.Tensor, contrast: torch.Tensor | None) -> torch.Tensor:
+    """f of each row: the summed target log-probs [rows, n_target], minus the summed contrast
+    log-probs [rows, n_contrast] when there is a contrast.
+
+    Returns:
+        [rows] float32.
+    """
+    values = target.sum(-1)
+    return values if contrast is None else values - contrast.sum(-1)

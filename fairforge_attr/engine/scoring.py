@@ -33,9 +33,10 @@ import torch
 from ..errors import EngineOutOfMemoryError
 from ..prompt import EncodedInput
 from .anchor import anchor_length, first_change_order, plan_anchored, split_anchored, worth_anchoring
+from .answers import chunking_orders
 from .baseline import Baseline
 from .devices import input_device, token_budget_for
-from .objective import masked_target_log_probs
+from .objective import contrastive_values, masked_target_log_probs
 from .packing import (
     Budgets,
     Chunk,
@@ -59,7 +60,7 @@ DEFAULT_LOGIT_BUDGET = 64 * 1024 * 1024  # float32 logits held at once (256 MiB)
 
 @dataclass
 class ScoreRequest:
-    encoded: EncodedInput
+    encoded: EncodedInput  # a contrastive item (``encoded.contrast``) scores both answers
     masks: torch.Tensor  # [n_variants, n_units] bool, True = keep the unit
     baseline: Baseline
 
@@ -69,11 +70,14 @@ class ScoreResult:
     log_probs: torch.Tensor  # [n_variants, n_target] float32, rows follow the request's masks
     n_forward: int
     n_sequences: int
+    # [n_variants, n_contrast] float32: the contrast answer's log-probs, for a contrastive item
+    contrast_log_probs: torch.Tensor | None = None
 
     @property
     def values(self) -> torch.Tensor:
-        """[n_variants] f of each variant: the summed target log-probability."""
-        return self.log_probs.sum(-1)
+        """[n_variants] f of each variant: the summed target log-probability, minus the summed
+        contrast log-probability for a contrastive item (``contrastive_values``)."""
+        return contrastive_values(self.log_probs, self.contrast_log_probs)
 
 
 @dataclass
@@ -143,32 +147,44 @@ class Engine:
     # ------------------------------------------------------------------ public
     def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         """Score every variant of every request; variants of different requests may share a
-        forward pass."""
+        forward pass. A contrastive request is scored as two row tables, its target's and its
+        contrast's (same masks); see ``answers.chunking_orders`` for when they share chunks."""
         tables: list[RowTable] = []
         inverses = []
+        owner: list[int] = []  # the request each table belongs to
+        tables_of: list[list[int]] = []  # a request's tables: its target's, then its contrast's
         anchored: set[int] = set()
         budgets = self._budgets()
         for r, req in enumerate(requests):
             # torch.unique sorts rows lexicographically: neighbours share leading units.
             uniq, inv = torch.unique(req.masks.to(torch.uint8), dim=0, return_inverse=True)
-            table = row_table(req.encoded, uniq.bool(), req.baseline)
-            if self.anchor and worth_anchoring(table, budgets):  # its variants reuse its own prompt's cache
-                perm = first_change_order(table)
-                rank = torch.empty_like(perm)
-                rank[perm] = torch.arange(perm.shape[0])
-                table, inv = row_table(req.encoded, table.keep[perm], req.baseline), rank[inv]
-                anchored.add(r)
-            tables.append(table)
+            tables_of.append([])
+            perm = None
+            for encoded in req.encoded.answers():
+                table = row_table(encoded, uniq.bool(), req.baseline)
+                # Its variants reuse its own prompt's cache. The target decides for both answers,
+                # so one order of the rows (and one inverse) serves the request.
+                if perm is None and self.anchor and not tables_of[r] and worth_anchoring(table, budgets):
+                    perm = first_change_order(table)
+                    rank = torch.empty_like(perm)
+                    rank[perm] = torch.arange(perm.shape[0])
+                    inv = rank[inv]
+                if perm is not None:
+                    table = row_table(encoded, table.keep[perm], req.baseline)
+                    anchored.add(len(tables))
+                tables_of[r].append(len(tables))
+                tables.append(table)
+                owner.append(r)
             inverses.append(inv)
-        # Longest first: rows of similar length share a chunk, so little padding is wasted.
-        order = sorted(range(len(requests)), key=lambda r: -requests[r].encoded.seq_len)
         pending: list[tuple[Chunk, torch.Tensor]] = []
         forwards = [0] * len(requests)
         with torch.inference_mode():
-            for t in (r for r in order if r in anchored):
-                self._run_anchored(tables, t, pending, forwards)
-            for chunk in plan_chunks(tables, [r for r in order if r not in anchored], budgets):
-                self._run_chunk(tables, chunk, pending, forwards)
+            for t in (t for order in chunking_orders(tables, tables_of) for t in order if t in anchored):
+                self._run_anchored(tables, t, pending, forwards, owner)
+            for order in chunking_orders(tables, tables_of):
+                plain = [t for t in order if t not in anchored]
+                for chunk in plan_chunks(tables, plain, budgets):
+                    self._run_chunk(tables, chunk, pending, forwards, owner)
         out = [torch.empty(t.n_variants, t.encoded.n_target_tokens, dtype=torch.float32) for t in tables]
         for chunk, lp in pending:
             lp = lp.cpu()  # one wait per chunk, after every chunk was queued
@@ -177,12 +193,18 @@ class Engine:
                 n_t = tables[t].encoded.n_target_tokens
                 out[t][start:end] = lp[row : row + end - start, lp.shape[1] - n_t :]
                 row += end - start
-        return [
-            ScoreResult(
-                log_probs=out[r][inverses[r]], n_forward=forwards[r], n_sequences=tables[r].n_variants
+        results = []
+        for r, mine in enumerate(tables_of):
+            log_probs = [out[t][inverses[r]] for t in mine]
+            results.append(
+                ScoreResult(
+                    log_probs=log_probs[0],
+                    n_forward=forwards[r],
+                    n_sequences=sum(tables[t].n_variants for t in mine),
+                    contrast_log_probs=log_probs[1] if len(log_probs) > 1 else None,
+                )
             )
-            for r in range(len(requests))
-        ]
+        return results
 
     def embeddings_log_probs(
         self, embeds: torch.Tensor, real: torch.Tensor, targets: torch.Tensor, n_target: torch.Tensor
@@ -219,23 +241,13 @@ class Engine:
         self.token_budget = max(longest, self.token_budget // 2)
 
     def generate(
-        self, prompt_ids: torch.Tensor, max_new_tokens: int, stop_ids: list[int], pad_id: int | None
-    ) -> torch.Tensor:
-        """Greedy continuation of a prompt (used when no target is given), without the stop
-        token."""
-        with torch.inference_mode():
-            ids = prompt_ids.unsqueeze(0).to(self.device)
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                eos_token_id=stop_ids or None,
-                pad_token_id=pad_id if pad_id is not None else (stop_ids[0] if stop_ids else None),
-            )
-        new = out[0, ids.shape[1] :].cpu()
-        ends = [i for i, t in enumerate(new.tolist()) if t in set(stop_ids)]
-        return new[: ends[0]] if ends else new
+        self, prompts: Sequence[torch.Tensor], max_new_tokens: int, stop_ids: list[int], pad_id: int | None
+    ) -> list[torch.Tensor]:
+        """Greedy continuation of every prompt (used when an item has no target), without the
+        stop token; prompts are batched with left padding (``generation.py``)."""
+        from .generation import generate_greedy
+
+        return generate_greedy(self, prompts, max_new_tokens, stop_ids, pad_id)
 
     def float32(self) -> Engine:
         """An engine over a float32 copy of the model (made once), for recomputing items whose
@@ -263,6 +275,7 @@ class Engine:
         t: int,
         pending: list[tuple[Chunk, torch.Tensor]],
         forwards: list[int],
+        owner: list[int],
     ) -> None:
         """Score table ``t`` against its anchor (``anchor.py``); without one (the model's cache
         cannot be cut, or the cached pass fails), by the shared-prefix plan."""
@@ -281,13 +294,13 @@ class Engine:
                 anchor = self.prefix.cut(cache, length)
         if anchor is None:
             for chunk in plan_chunks(tables, [t], self._budgets()):
-                self._run_chunk(tables, chunk, pending, forwards)
+                self._run_chunk(tables, chunk, pending, forwards, owner)
             return
-        forwards[t] += 1
+        forwards[owner[t]] += 1
         self.stats.calls += 1
         self.stats.tokens += length
         for chunk in plan_anchored(t, table, self._budgets()):
-            self._run_chunk(tables, chunk, pending, forwards, anchor)
+            self._run_chunk(tables, chunk, pending, forwards, owner, anchor)
 
     def _run_chunk(
         self,
@@ -295,6 +308,7 @@ class Engine:
         chunk: Chunk,
         pending: list[tuple[Chunk, torch.Tensor]],
         forwards: list[int],
+        owner: list[int],
         anchor: Any = None,
     ) -> None:
         if chunk.prefix and not self.prefix.supported:  # a cached pass failed since planning
@@ -304,7 +318,7 @@ class Engine:
         except Exception as exc:
             if not is_out_of_memory(exc):
                 if chunk.prefix and self._prefix_failed(exc):
-                    return self._run_chunk(tables, _without_prefix(chunk), pending, forwards)
+                    return self._run_chunk(tables, _without_prefix(chunk), pending, forwards, owner)
                 raise
             if chunk.n_rows == 1:
                 raise EngineOutOfMemoryError(
@@ -319,10 +333,10 @@ class Engine:
                 else split_chunk(tables, chunk, self.prefix.supported)
             )
             for half in halves:
-                self._run_chunk(tables, half, pending, forwards, anchor)
+                self._run_chunk(tables, half, pending, forwards, owner, anchor)
             return None
         pending.append((chunk, lp))
-        for r in {t for t, _, _ in chunk.segments}:
+        for r in {owner[t] for t, _, _ in chunk.segments}:
             forwards[r] += 1
         self.stats.sequences += chunk.n_rows
         self.stats.tokens += chunk.tokens()

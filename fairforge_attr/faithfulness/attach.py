@@ -57,6 +57,7 @@ def encode_result(
         messages=result.messages,
         prompt=result.prompt if result.messages is None else None,
         max_length=max_length,
+        contrast=result.contrast,  # a contrastive result is checked against its own f
     )
     mine = [(u.text, u.message_index, u.char_start, u.char_end) for u in encoded.units]
     theirs = [(a.text, a.message_index, a.char_start, a.char_end) for a in result.attributions]

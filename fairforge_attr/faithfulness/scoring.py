@@ -62,8 +62,10 @@ class _ItemPlan:
 
 
 def _item_key(encoded: EncodedInput) -> tuple:
+    """Tasks with one key share probes: the same sequences, units and f (a contrastive item's
+    f is another function of the same prompt, so its contrast is part of the key)."""
     return (
-        encoded.input_ids.numpy().tobytes(),
+        *(answer.input_ids.numpy().tobytes() for answer in encoded.answers()),
         encoded.prompt_length,
         tuple(u.token_indices for u in encoded.units),
     )

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import InvalidRequestError
-from ..request import split_last_assistant, unpaired_surrogate
+from ..request import REQUEST_FIELDS, split_last_assistant, unpaired_surrogate
 
-REQUEST_FIELDS = ("messages", "prompt", "target")
 _EXAMPLE = '{"id": "q1", "messages": [{"role": "user", "content": "..."}], "target": "..."}'
 
 
@@ -31,8 +30,8 @@ class JsonLine:
 class BatchItem:
     """One batch input line, split into what the library attributes and what is carried along.
 
-    ``request`` holds only messages/prompt/target; every other field is kept in ``meta`` and
-    written back untouched. ``error`` is set when the line cannot become a request.
+    ``request`` holds only messages/prompt/target/contrast; every other field is kept in
+    ``meta`` and written back untouched. ``error`` is set when the line cannot become a request.
     """
 
     line: int
@@ -155,11 +154,12 @@ def count_nonblank_lines(path: str | Path) -> int | None:
         return sum(1 for raw in f if raw.strip())
 
 
-def parse_batch_item(entry: JsonLine) -> BatchItem:
+def parse_batch_item(entry: JsonLine, *, generate: bool = False) -> BatchItem:
     """A JSONL line -> a BatchItem. Accepted shapes: ``{"id", "messages", "target"}``,
     ``{"id", "prompt", "target"}``, or ``{"id", "messages"}`` whose last message is the
-    assistant's (it becomes the target). ``id`` defaults to the line number; a line whose id
-    cannot be read gets ``unreadable_id``."""
+    assistant's (it becomes the target); any of them may add ``"contrast"``. ``id`` defaults to
+    the line number; a line whose id cannot be read gets ``unreadable_id``. With ``generate``, a
+    line with no target at all is kept (the model will answer it); without, it is an error."""
     default_id, lost_id = str(entry.line), unreadable_id(entry.line)
     if entry.error is not None:
         return BatchItem(entry.line, lost_id, meta=None, error=entry.error)
@@ -189,13 +189,13 @@ def parse_batch_item(entry: JsonLine) -> BatchItem:
         messages, target = split_last_assistant(request.get("messages"), None)
         if target is not None:
             request["messages"], request["target"] = messages, target
-        else:
+        elif not generate:
             return BatchItem(
                 entry.line,
                 item_id,
                 meta=meta,
-                error='no target: add a "target" field, or end "messages" with the assistant\'s '
-                "message to explain",
+                error='no target: add a "target" field, end "messages" with the assistant\'s '
+                "message to explain, or run with --generate to explain the model's own answer",
             )
     return BatchItem(entry.line, item_id, request=request, meta=meta)
 

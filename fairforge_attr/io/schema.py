@@ -96,8 +96,16 @@ _ITEM_FIELDS = [
     pa.field("method", pa.string()),
     pa.field("granularity", pa.string()),
 ]
+# Both layouts say what was explained: the target (and whether the model generated it), and
+# for a contrastive item the contrast answer, so that f = log p(target) - log p(contrast).
+_ANSWER_FIELDS = [
+    pa.field("target", pa.string()),
+    pa.field("target_generated", pa.bool_()),
+    pa.field("contrast", pa.string()),
+]
 _RUN_FIELDS = [
     pa.field("target_log_prob", pa.float64()),
+    pa.field("contrast_log_prob", pa.float64()),
     pa.field("n_forward", pa.int64()),
     pa.field("compute_time_s", pa.float64()),
     pa.field("seed", pa.int64()),
@@ -112,7 +120,7 @@ WIDE_SCHEMA = pa.schema(
             "messages",
             pa.list_(pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])),
         ),
-        pa.field("target", pa.string()),
+        *_ANSWER_FIELDS,
         pa.field("units", pa.list_(pa.struct(_UNIT_FIELDS))),
         pa.field("role_totals", pa.list_(_ROLE_TOTAL)),
         *_RUN_FIELDS,
@@ -144,7 +152,7 @@ WIDE_SCHEMA = pa.schema(
 LONG_SCHEMA = pa.schema(
     [
         *_ITEM_FIELDS,
-        pa.field("target", pa.string()),
+        *_ANSWER_FIELDS,
         *_UNIT_FIELDS,
         *_RUN_FIELDS,
         pa.field("faithfulness", FAITHFULNESS_TYPE),
@@ -174,9 +182,12 @@ def result_row(
         "prompt": result.prompt,
         "messages": None if result.messages is None else [msg.model_dump() for msg in result.messages],
         "target": result.target,
+        "target_generated": m.target_generated,
+        "contrast": result.contrast,
         "units": [a.model_dump(include=set(UNIT_KEYS)) for a in result.attributions],
         "role_totals": [t.model_dump() for t in result.role_totals],
         "target_log_prob": m.target_log_prob,
+        "contrast_log_prob": m.contrast_log_prob,
         "n_forward": m.n_forward,
         "compute_time_s": m.compute_time_seconds,
         "seed": m.seed,
@@ -299,6 +310,7 @@ def row_to_result(row: dict[str, Any]) -> AttributionResult:
             "prompt": row.get("prompt") or "",
             "messages": row.get("messages"),
             "target": row.get("target") or "",
+            "contrast": row.get("contrast"),
             "method": row["method"],
             "granularity": row["granularity"],
             "attributions": units,

@@ -30,19 +30,19 @@ class RawScores:
 
     scores: torch.Tensor  # [n_units]
     per_target_token: torch.Tensor | None  # [n_target, n_units]
-    target_log_prob: float
+    target_log_prob: float  # log p(target | x)
     n_forward: int
     n_sequences: int
     n_backward: int = 0
     convergence_delta: float | None = None
     warnings: list[str] = field(default_factory=list)
     refinement: RefinementRaw | None = None  # coarse-to-fine runs only (``refine.py``)
+    contrast_log_prob: float | None = None  # log p(contrast | x) of a contrastive item
     std_error: torch.Tensor | None = None  # [n_units], sampled perturbation methods only
 
     def finite(self) -> bool:
-        ok = bool(torch.isfinite(self.scores).all()) and bool(
-            torch.isfinite(torch.tensor(self.target_log_prob))
-        )
+        ends = [self.target_log_prob, 0.0 if self.contrast_log_prob is None else self.contrast_log_prob]
+        ok = bool(torch.isfinite(self.scores).all()) and bool(torch.isfinite(torch.tensor(ends)).all())
         if self.per_target_token is not None:
             ok = ok and bool(torch.isfinite(self.per_target_token).all())
         return ok

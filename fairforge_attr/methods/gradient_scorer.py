@@ -16,7 +16,7 @@ import torch
 from pydantic import BaseModel
 
 from ..engine import Baseline, Engine
-from ..engine.gradients import GradientPacker, GradRow, ItemEmbeddings
+from ..engine.gradients import GradientPacker, GradRow, ItemEmbeddings, Pass
 from .base import RawScores
 from .gradient import COMPLETENESS_TOLERANCE, GradientMethod, PointRequest, Points, sum_into_units
 from .gradient import resolve_embedding_baseline as _resolve_embedding
@@ -84,15 +84,14 @@ class GradientScorer:
             list(range(e.n_target_tokens + 1)) if plan.per_target_token else [e.n_target_tokens]
             for e in items
         ]
-        token_scores, f_x = run.gradients(columns)
+        token_scores, at_x = run.gradients(columns)
         # Rows of one point for several columns are copies of one sequence: count it once.
         sequences = [n // len(c) for n, c in zip(run.packer.n_sequences, columns)]
         ends: list[list[float]] = [[] for _ in items]  # f(x), and f(baseline) for completeness
         if not method.evaluates_at_input_only:
-            ends = run.endpoints()
-            for i in range(len(items)):
-                f_x[i] = ends[i][0]
-                sequences[i] += len(ends[i])
+            ends, at_x = run.endpoints()
+            for i, e in enumerate(items):
+                sequences[i] += len(ends[i]) * (1 + e.contrastive)
         out = []
         for i, e in enumerate(items):
             per_column = torch.stack([token_scores[i][c] for c in columns[i]])
@@ -106,7 +105,8 @@ class GradientScorer:
                 RawScores(
                     scores=units[-1],
                     per_target_token=units[:-1] if plan.per_target_token else None,
-                    target_log_prob=f_x[i],
+                    target_log_prob=at_x[i][0],
+                    contrast_log_prob=at_x[i][1] if e.contrastive else None,
                     n_forward=run.packer.n_forward[i],
                     n_sequences=sequences[i],
                     n_backward=run.packer.n_backward[i],
@@ -125,14 +125,15 @@ class _Run:
     request: PointRequest
     packer: GradientPacker
 
-    def gradients(self, columns: list[list[int]]) -> tuple[list[dict[int, torch.Tensor]], list[float | None]]:
-        """Token scores of every (item, column), and f(x) where the points give it for free."""
+    def gradients(self, columns: list[list[int]]) -> tuple[list[dict[int, torch.Tensor]], list[Answers]]:
+        """Token scores of every (item, column), and (log p(target), log p(contrast)) at x
+        where the points give them for free."""
         method, packer = self.method, self.packer
         n_points = method.n_points(self.request.options)
         rows = [GradRow(i, k, c) for i in packer.order for c in columns[i] for k in range(n_points)]
         sums: dict[tuple[int, int], Moments] = {}
         token_scores: list[dict[int, torch.Tensor]] = [{} for _ in packer.items]
-        f_x: list[float | None] = [None] * len(packer.items)
+        at_x: list[Answers] = [_NOT_YET] * len(packer.items)
 
         def make_points(item: ItemEmbeddings, ks: torch.Tensor) -> tuple[torch.Tensor, Points]:
             points = method.points(self.request, item, ks)
@@ -141,8 +142,8 @@ class _Run:
         for done in packer.run(rows, make_points, backward=True):
             for start, stop, points in done.segments:
                 i = done.rows[start].item
-                if f_x[i] is None and method.evaluates_at_input_only:
-                    f_x[i] = float(done.values[start])  # every row of the item is at x
+                if at_x[i] is _NOT_YET and method.evaluates_at_input_only:
+                    at_x[i] = _answers(done, start)  # every row of the item is at x
                 g = done.grads[start:stop, : points.at.shape[1]]
                 mg = g if points.factor is None else g * points.factor
                 for a, b in _runs([row.column for row in done.rows[start:stop]]):
@@ -154,11 +155,11 @@ class _Run:
                         token_map = method.finish(acc.first, acc.second)
                         token_scores[i][column] = method.reduce(token_map.unsqueeze(0))[0].cpu()
                         del sums[(i, column)]
-        return token_scores, f_x
+        return token_scores, at_x
 
-    def endpoints(self) -> list[list[float]]:
+    def endpoints(self) -> tuple[list[list[float]], list[Answers]]:
         """f(x) of every item by a forward-only pass, and f(baseline) after it for methods that
-        report completeness."""
+        report completeness; and (log p(target), log p(contrast)) at x."""
         method, request, packer = self.method, self.request, self.packer
         n_ends = 2 if method.delta else 1
         rows = [GradRow(i, k, packer.items[i].n_target_tokens) for i in packer.order for k in range(n_ends)]
@@ -168,10 +169,22 @@ class _Run:
             return torch.stack([both[k] for k in ks.tolist()]), None
 
         ends: list[list[float]] = [[] for _ in packer.items]
+        at_x: list[Answers] = [_NOT_YET] * len(packer.items)
         for done in packer.run(rows, points, backward=False):
+            values = done.values
             for b, row in enumerate(done.rows):
-                ends[row.item].append(float(done.values[b]))
-        return ends
+                ends[row.item].append(float(values[b]))
+                if row.point == 0:
+                    at_x[row.item] = _answers(done, b)
+        return ends, at_x
+
+
+Answers = tuple[float, float]  # (log p(target), log p(contrast) or 0) at one point
+_NOT_YET: Answers = (float("nan"), float("nan"))
+
+
+def _answers(done: Pass, row: int) -> Answers:
+    return float(done.target_values[row]), float(done.contrast_values[row])
 
 
 def _runs(keys: list[Any]) -> list[tuple[int, int]]:

@@ -11,6 +11,7 @@ import torch
 from pydantic import BaseModel
 
 from ..engine import Baseline, Engine, ScoreRequest, resolve_baseline
+from ..engine.objective import contrastive_values
 from .base import RawScores
 
 if TYPE_CHECKING:
@@ -50,7 +51,10 @@ class PerturbationScorer:
         out = []
         for m, res in zip(masks, engine.score(requests)):
             per_token = res.log_probs[1:].double()
-            totals = per_token.sum(-1, keepdim=True)
+            contrast = res.contrast_log_probs
+            # f of every variant (summed in float64): for a contrastive item, the difference
+            values = contrastive_values(per_token, None if contrast is None else contrast[1:].double())
+            totals = values.unsqueeze(-1)
             scores = self.attribute(m, totals, options)[0]
             se = self.std_error(m, totals, options) if self.std_error is not None else None
             ptt = self.attribute(m, per_token, options) if plan.per_target_token else None
@@ -59,6 +63,7 @@ class PerturbationScorer:
                     scores=scores,
                     per_target_token=ptt,
                     target_log_prob=float(res.log_probs[0].double().sum()),
+                    contrast_log_prob=None if contrast is None else float(contrast[0].double().sum()),
                     n_forward=res.n_forward,
                     n_sequences=res.n_sequences,
                     std_error=se,

@@ -101,6 +101,13 @@ def heatmap_html(result: AttributionResult) -> str:
         parts.append("</div>")
     note = " (generated)" if result.metadata.target_generated else ""
     parts.append(f"<div class='msg'><span class='role'>target{note}</span>{escape(result.target)}</div>")
+    if result.contrast is not None:
+        parts.append(
+            "<div class='msg'><span class='role'>contrast (and not this answer)</span>"
+            f"{escape(result.contrast)}</div><p class='note'>The scores explain log p(target) − "
+            "log p(contrast): red made the model prefer the target to the contrast, blue the "
+            "contrast to the target.</p>"
+        )
     return "".join(parts)
 
 

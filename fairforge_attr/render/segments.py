@@ -1,4 +1,5 @@
-"""Walk each message's text as alternating plain and attributed pieces (shared by renderers)."""
+"""Walk each message's text as alternating plain and attributed pieces, and say what the scores
+explain (shared by renderers)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ def refinement_note(result: AttributionResult) -> str:
     )
 
 
+def objective_text(result: AttributionResult) -> str:
+    """What the scores explain and its value at the input, e.g. ``log p(target) = -1.234`` or
+    ``log p(target) - log p(contrast) = -0.001 - (-14.152) = 14.151``."""
+    m = result.metadata
+    if m.contrast_log_prob is None:
+        return f"log p(target) = {m.target_log_prob:.3f}"
+    return (
+        f"log p(target) - log p(contrast) = {m.target_log_prob:.3f} - ({m.contrast_log_prob:.3f}) "
+        f"= {result.objective_value:.3f}"
+    )
+
+
 def footer_parts(result: AttributionResult, model_note: str | None = None) -> list[str]:
     """How a result was computed, in short phrases (the terminal footer, the HTML meta line):
     method, granularity, model, cost, f(x), and any convergence gap, generated target, warning."""
@@ -53,7 +66,7 @@ def footer_parts(result: AttributionResult, model_note: str | None = None) -> li
         f"{m.n_forward} forward",
         f"{m.n_sequences} sequences",
         f"{m.compute_time_seconds:.2f}s",
-        f"log p(target) = {m.target_log_prob:.3f}",
+        objective_text(result),
     ]
     if m.refinement is not None:
         parts.append(refinement_note(result))

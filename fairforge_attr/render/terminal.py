@@ -53,6 +53,8 @@ def heatmap(result: AttributionResult, *, marks: int = 0) -> Group:
                 text.append(f"[{attribution.normalized_score:+.2f}]", style="bold")
         blocks.append(Panel(text, title=f"[bold]{role}[/bold]", title_align="left", border_style="dim"))
     target_note = " (generated)" if result.metadata.target_generated else ""
+    if result.contrastive:
+        target_note += ": why this answer"
     blocks.append(
         Panel(
             Text(result.target),
@@ -61,15 +63,33 @@ def heatmap(result: AttributionResult, *, marks: int = 0) -> Group:
             border_style="green",
         )
     )
+    if result.contrast is not None:
+        blocks.append(
+            Panel(
+                Text(result.contrast),
+                title="[bold]contrast: and not this one[/bold]",
+                title_align="left",
+                border_style="magenta",
+            )
+        )
     if marked:
+        sign = (
+            "+ made the model prefer the target to the contrast, - the contrast"
+            if result.contrastive
+            else "+ raised the target's log-probability, - lowered it"
+        )
         blocks.append(
             Text(
-                f"[+n.nn] after the {len(marked)} strongest units: their normalized score "
-                "(+ raised the target's log-probability, - lowered it)",
+                f"[+n.nn] after the {len(marked)} strongest units: their normalized score ({sign})",
                 style="dim",
             )
         )
     return Group(*blocks)
+
+
+def _short(text: str, width: int = 40) -> str:
+    text = " ".join(text.split())
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def _bar(normalized: float) -> Text:
@@ -87,7 +107,10 @@ def top_k_table(result: AttributionResult, k: int = 10, show_uncertainty: bool =
     score's standard error too ("-" for methods that do not sample)."""
     texts = message_texts(result)
     with_context = any(content for _, content in texts)
-    table = Table(title=f"top {k} units by |score|", title_justify="left")
+    title = f"top {k} units by |score|"
+    if result.contrast is not None:
+        title += f": for {_short(result.target)} rather than {_short(result.contrast)}"
+    table = Table(title=title, title_justify="left")
     # Only the context may wrap: at 100 columns the numbers and bars keep their full width.
     table.add_column("rank", justify="right", no_wrap=True)
     table.add_column("unit", max_width=16, no_wrap=True, overflow="ellipsis")

@@ -95,6 +95,20 @@ def test_rows_equal_the_local_backend_bad_lines_included(batch, big_input, local
     assert not PartialStore(out).exists()
 
 
+def test_generate_and_contrast_on_the_workers_equal_the_local_backend(cli, tmp_path):
+    """--generate: the workers answer the lines without a target, as the local loop does; a
+    line's contrast travels with its request."""
+    src, local, remote = SAMPLE / "demo_questions.jsonl", tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    args = ["--generate", "--method", "occlusion"]  # the built-in demo model answers for real
+    assert cli("batch", src, local, *args).exit_code == 0
+    res = cli("batch", src, remote, *args, *RAY)
+    assert res.exit_code == 0, res.stderr
+    rows = [[json.loads(line) for line in path.read_text().splitlines()] for path in (local, remote)]
+    keys = ("id", "target", "target_generated", "contrast", "contrast_log_prob")
+    assert [[r[k] for k in keys] for r in rows[1]] == [[r[k] for k in keys] for r in rows[0]]
+    assert sum(r["target_generated"] for r in rows[1]) == 6
+
+
 def test_small_tasks_and_a_folder_of_parts(batch, big_input, local_rows, tmp_path, monkeypatch):
     monkeypatch.setattr("fairforge_attr.io.writers.PART_ITEMS", 20)
     out = tmp_path / "parts"

@@ -160,3 +160,18 @@ def test_a_rule_that_sees_no_item_fails(cli, tmp_path):
     write_rows(only_errors, [error_row("x")])
     res = cli("check", only_errors, "--rule", "n_units > 0", "--rule", "share:error <= 1")
     assert res.exit_code == 1 and "no items to check" in res.stdout
+
+
+def test_objective_is_what_the_scores_explain(cli, tmp_path):
+    """objective = target_log_prob for a plain row, target_log_prob - contrast_log_prob for a
+    contrastive one; target_log_prob stays log p(target) alone."""
+    plain = ok_row("plain", [unit("x", 1.0, 0)], target_log_prob=-2.0)
+    why = ok_row("why", [unit("x", 1.0, 0)], target_log_prob=-2.0)
+    why.update(contrast="Berlin.", contrast_log_prob=-9.0)  # f = -2 - (-9) = 7
+    path = tmp_path / "why.parquet"
+    write_rows(path, [plain, why])
+    (outcome,) = run_check([plain, why], [parse_rule("objective > 0")]).outcomes
+    assert [i for i, _ in outcome.failing] == ["plain"]
+    assert cli("check", path, "--rule", "max:objective == 7").exit_code == 0
+    assert cli("check", path, "--rule", "min:objective == -2").exit_code == 0
+    assert cli("check", path, "--rule", "max:target_log_prob == -2").exit_code == 0

@@ -72,3 +72,48 @@ def test_nothing_comparable_fails_a_drift_gate_and_duplicates_are_refused(cli, t
     write_rows(twice, [ok_row("a", _units({"A": 1.0})), ok_row("a", _units({"A": 1.0}))])
     res = cli("diff", one, twice)
     assert res.exit_code == 2 and "more than once" in res.stderr
+
+
+def test_contrastive_rows_compare_the_objective_they_explain(cli, tmp_path):
+    """For a contrastive row f = target_log_prob - contrast_log_prob: diff reports its change
+    beside log p(target)'s, and counts ids whose two rows have different contrasts."""
+    scores = {"A": 2.0, "B": 1.0}
+
+    def row(item_id: str, target: float, contrast: str | None, contrast_lp: float | None) -> dict:
+        r = ok_row(item_id, _units(scores), target_log_prob=target)
+        r.update(contrast=contrast, contrast_log_prob=contrast_lp)
+        return r
+
+    base = [
+        row("why", -1.0, "Berlin.", -3.0),
+        row("moved", -1.0, "Berlin.", -3.0),
+        row("plain", -1.0, None, None),
+    ]
+    new = [
+        row("why", -1.5, "Berlin.", -2.0),
+        row("moved", -1.0, "Rome.", -5.0),
+        row("plain", -2.0, None, None),
+    ]
+    write_rows(tmp_path / "base.jsonl", base)
+    write_rows(tmp_path / "new.jsonl", new)
+    pair = (tmp_path / "base.jsonl", tmp_path / "new.jsonl")
+    out = json.loads(cli("diff", *pair, "--format", "json").stdout)
+    items = {i["id"]: i for i in out["items"]}
+    # why: f from -1 + 3 = 2 to -1.5 + 2 = 0.5, while log p(target) moved by -0.5
+    assert items["why"]["delta_target_log_prob"] == pytest.approx(-0.5)
+    assert items["why"]["delta_objective"] == pytest.approx(-1.5)
+    assert items["why"]["contrastive"] and not items["why"]["other_objective"]
+    assert items["moved"]["other_objective"] and items["moved"]["delta_objective"] == pytest.approx(2.0)
+    assert items["plain"]["delta_objective"] == items["plain"]["delta_target_log_prob"] == pytest.approx(-1.0)
+    assert not items["plain"]["contrastive"]
+    s = out["summary"]
+    assert s["contrastive"] == 2 and s["other_objective"] == 1
+    assert s["mean_delta_objective"] == pytest.approx((-1.5 + 2.0 - 1.0) / 3)
+    text = cli("diff", *pair).stdout
+    assert "log p(target) - log p(contrast)" in text and "Δ f" in text
+    assert "2 (1 with another contrast)" in text
+
+
+def test_a_plain_diff_shows_no_contrast_rows(cli, pair):
+    text = cli("diff", *pair).stdout
+    assert "Δ log p" in text and "Δ f" not in text and "contrast" not in text

@@ -59,6 +59,15 @@ def test_batch_writes_a_typed_faithfulness_column(cli, qwen_dir, tmp_path):
     assert pa.types.is_struct(FAITHFULNESS_TYPE)
     lds = table.column("faithfulness").combine_chunks().field("lds").to_pylist()
     assert len(lds) == 3 and all(v is None or -1 <= v <= 1 for v in lds)
+    # ffattr show's summary averages the checks over the file (JSON and the terminal table)
+    shown = cli("show", out, "--first", "0", "--format", "json")
+    assert shown.exit_code == 0, shown.stderr
+    summary = json.loads(shown.stdout)["summary"]
+    known = [v for v in lds if v is not None]
+    assert summary["faithfulness_checked"] == 3
+    assert abs(summary["faithfulness_means"]["lds"] - sum(known) / len(known)) < 1e-9
+    text = cli("show", out, "--first", "0").stdout
+    assert "faithfulness, mean over 3 checked items" in text and "LDS" in text
     jsonl = tmp_path / "out.jsonl"
     assert (
         cli(

@@ -45,6 +45,20 @@ def test_item_shapes_ids_and_meta():
     assert "expected a JSON object, got list" in _item([1, 2]).error
 
 
+def test_contrast_is_part_of_the_request_and_generate_accepts_lines_without_target():
+    a = _item({"id": "a", "messages": [USER], "target": "Hey", "contrast": "Go away", "lang": "en"})
+    assert a.request == {"messages": [USER], "target": "Hey", "contrast": "Go away"} and a.meta == {
+        "lang": "en"
+    }
+    b = parse_batch_item(JsonLine(4, value={"id": "b", "messages": [USER]}), generate=True)
+    assert b.error is None and b.request == {"messages": [USER]}  # the model will answer it
+    c = parse_batch_item(
+        JsonLine(5, value={"messages": [USER, {"role": "assistant", "content": "Yo"}]}), generate=True
+    )
+    assert c.request == {"messages": [USER], "target": "Yo"}  # the assistant's message still wins
+    assert "--generate" in _item({"messages": [USER]}).error
+
+
 def test_jsonl_lines_keep_their_numbers(tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_bytes(b'{"a": 1}\n\n   \n{"a": \n\xff\xfe\n{"a": 2}')

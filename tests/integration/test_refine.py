@@ -204,3 +204,32 @@ def test_the_plan_records_and_compares_refinement(explainer):
     assert any("refinement" in c for c in plain.changes_from(again))
     assert any("refinement" in c for c in plan.changes_from(plain))
     assert explainer.plan("lime", "word", coarse_granularity="sentence").refine_top_k == 5  # the default
+
+
+def test_a_contrastive_item_refines_the_difference(explainer):
+    """Both stages explain f = log p(target) - log p(contrast): the coarse stage is the coarse
+    contrastive explanation and refined units equal exhaustive contrastive occlusion."""
+    contrast = "The capital of Germany is Berlin."
+    full = explainer.explain(MSGS, TARGET, method="occlusion", granularity="word", contrast=contrast)
+    coarse_only = explainer.explain(
+        MSGS, TARGET, method="occlusion", granularity="sentence", contrast=contrast
+    )
+    got = explainer.explain(
+        MSGS,
+        TARGET,
+        method="occlusion",
+        granularity="word",
+        coarse_granularity="sentence",
+        refine_top_k=2,
+        contrast=contrast,
+    )
+    assert got.contrastive and got.metadata.contrast_log_prob == pytest.approx(
+        full.metadata.contrast_log_prob, abs=1e-4
+    )
+    for a, b in zip(got.coarse_attributions, coarse_only.attributions):
+        assert a.score == pytest.approx(b.score, abs=1e-4)
+    want = _by_position(full)
+    refined = [a for a in got.attributions if a.refined]
+    assert refined
+    for a in refined:
+        assert a.score == pytest.approx(want[a.position], abs=1e-4)

@@ -84,3 +84,19 @@ def test_tokenizer_too_new_is_explained(tmp_path, gpt2_pair):
     (tmp_path / "tokenizer.json").write_text(json.dumps(spec))
     with pytest.raises(TokenizerTooNewError, match="pip install -U tokenizers"):
         AttributionExplainer(str(tmp_path))
+
+
+def test_requests_carry_a_contrast_in_every_shape():
+    from fairforge_attr.request import coerce_request
+
+    msgs = [{"role": "user", "content": "Hi"}]
+    assert coerce_request((msgs, "Hey", "Go")).contrast == "Go"
+    assert coerce_request(("raw prompt", "Hey", "Go")).prompt == "raw prompt"
+    assert coerce_request({"messages": msgs, "target": "Hey", "contrast": "Go"}).contrast == "Go"
+    assert coerce_request((msgs, "Hey")).contrast is None
+    with pytest.raises(
+        InvalidRequestError, match=r"unknown field\(s\) \['answer'\]; use messages, prompt, target, contrast"
+    ):
+        coerce_request({"messages": msgs, "answer": "Hey"})
+    with pytest.raises(InvalidRequestError, match="'contrast' equals 'target'"):
+        coerce_request((msgs, "Hey", "Hey"))
