@@ -37,9 +37,9 @@ def test_explain_batch_generate_equals_explain_without_target_one_by_one(demo_ex
         alone = demo_explainer.explain(messages, target, method="occlusion")
         assert got.target == alone.target
         assert got.metadata.target_generated is alone.metadata.target_generated is (target is None)
-        assert [a.score for a in got.attributions] == pytest.approx(
-            [a.score for a in alone.attributions], abs=1e-5
-        )
+        want = [a.score for a in alone.attributions]
+        # packed beside other items: equal up to the README's float-rounding bound (2e-5 of the peak)
+        assert [a.score for a in got.attributions] == pytest.approx(want, abs=2e-5 * max(map(abs, want)))
     assert [r.target for r in batch][:2] == [
         "The capital of France is Paris.",
         "The Pacific Ocean is the largest ocean on Earth.",
