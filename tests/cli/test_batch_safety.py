@@ -38,8 +38,14 @@ def test_a_second_run_on_the_same_output_is_refused_and_the_first_loses_nothing(
     _write(src, *[{**GOOD, "id": f"item-{i}"} for i in range(64)])
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    args = ["batch", src, out, "--model", qwen_dir, "--method", "lime", "--n-samples", "1024"]
-    first = subprocess.Popen([*ffattr_command(), *args], stderr=subprocess.PIPE, text=True, env=env)
+    args = ["batch", "-", out, "--model", qwen_dir, "--method", "lime", "--n-samples", "1024"]
+    # The first run reads stdin, which stays open until both refusals are seen: it is still at
+    # work then however fast the machine is (a file input let it finish first on a quiet one).
+    first = subprocess.Popen(
+        [*ffattr_command(), *args], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    first.stdin.write(src.read_text())
+    first.stdin.flush()
     try:
         deadline = time.monotonic() + 120
         while not (OutputLock(out).holder() or {}).get("pid"):
