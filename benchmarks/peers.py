@@ -5,7 +5,8 @@
   forced, log-softmax outputs, at its own granularity of the same name (word / sentence: its
   units include the template's role words, so it may score a few more units than we do). Its
   replacement token is our pad token (a tokenizer copy with ``mask_token = pad``: otherwise it
-  adds a ``[REPLACE]`` token and resizes the model's embeddings). ``batch_size`` is the rows
+  adds a ``[REPLACE]`` token and resizes the model's embeddings) and no length limit (it truncates
+  at the tokenizer's ``model_max_length``, which would cut a long input). ``batch_size`` is the rows
   our token budget gives the same sequence. Equal budgets: n_samples -> ``n_perturbations``
   (``n_token_perturbations`` for Sobol, total-order indices), n_steps -> ``n_perturbations``.
 - inseq (0.7.x): ``inseq.load_model`` + ``attribute`` with the prompt as input and
@@ -71,6 +72,9 @@ def interpreto(subject: Subject, method: str, options: dict) -> tuple[Callable[[
         extra["sobol_indices_order"] = SobolIndicesOrders.TOTAL_ORDER
     tok = copy.deepcopy(subject.tokenizer)
     tok.mask_token = tok.pad_token  # replace with pad, as we do; and no embedding resize
+    # interpreto tokenizes with truncation=True: at the tokenizer's model_max_length (512 for the
+    # demo and 30M tokenizers) it would silently explain only the first 512 tokens of a long input
+    tok.model_max_length = int(1e9)
     gran = it.Granularity.SENTENCE if subject.granularity.value == "sentence" else it.Granularity.WORD
     explainer = getattr(it, name)(
         subject.model,
