@@ -217,6 +217,8 @@ class RayBatchJob(BatchJob):
         fail_fast: bool = False,
         faithfulness: bool | dict[str, Any] = False,
     ) -> None:
+        if ray is not None and ray.address:  # a cluster that is not there: said now, not after a long wait
+            check_reachable(ray.address)
         driver = DriverModel(worker)
         if plan is None:  # the explainer's defaults, from the tokenizer alone
             plan = build_plan(
@@ -320,7 +322,6 @@ def ray_session(options: RayOptions, log: Path | None = None) -> Iterator[Any]:
         }
         with _keep_sigterm_handler():
             if options.address:
-                check_reachable(options.address)
                 ray.init(address=options.address, **settings)
             else:
                 ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=_local_gpus(), **settings)

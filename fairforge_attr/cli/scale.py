@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import InvalidRequestError
 from . import options as o
 
 if TYPE_CHECKING:
@@ -111,7 +110,7 @@ RAY_FLAGS = ("address", "num_workers", "gpus_per_worker", "cpus_per_worker", "ro
 
 def check_backend_flags(ctx: typer.Context, backend: Backend) -> None:
     """The pool flags mean something only to the ray backend; with ray, Ray must be installed
-    and a cluster must answer at --address (exit 2 and what to do, before any model loads)."""
+    (exit 2 and how to install it, before any model loads; RayBatchJob checks --address)."""
     if backend is Backend.local:
         for name in RAY_FLAGS:
             source = ctx.get_parameter_source(name)
@@ -120,16 +119,9 @@ def check_backend_flags(ctx: typer.Context, backend: Backend) -> None:
                 flag = "--" + name.replace("_", "-")
                 raise typer.BadParameter("applies to --backend ray only", param_hint=flag)
         return
-    from ..batch.ray_address import check_reachable
     from ..batch.ray_backend import import_ray
 
     import_ray()
-    address = ctx.params.get("address")
-    if address:
-        try:
-            check_reachable(address)
-        except InvalidRequestError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--address") from None
 
 
 def ray_job(
