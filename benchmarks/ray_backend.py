@@ -25,7 +25,7 @@ import torch
 
 from fairforge_attr import AttributionExplainer
 from fairforge_attr.batch import BatchJob
-from fairforge_attr.batch.ray_backend import RayBatchJob, RayOptions, WorkerModel
+from fairforge_attr.batch.ray_backend import ModelSpec, RayBatchJob, RayOptions
 
 from .inputs import batch_items
 from .models import load
@@ -62,10 +62,10 @@ def bench_model(
     competitors = {
         "local": lambda out: BatchJob(explainer, out, method=method, seed=0),
         f"ray x{workers}": lambda out: RayBatchJob(
-            WorkerModel(folder, device="cpu"), out, ray=RayOptions(num_workers=workers), method=method, seed=0
+            ModelSpec(folder, device="cpu"), out, ray=RayOptions(num_workers=workers), method=method, seed=0
         ),
         f"ray x{workers}, tasks of 8": lambda out: RayBatchJob(
-            WorkerModel(folder, device="cpu"),
+            ModelSpec(folder, device="cpu"),
             out,
             ray=RayOptions(num_workers=workers, rows_per_task=8),
             method=method,

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ..api import PACK_ITEMS
 from ..errors import InvalidRequestError
 from ..io.jsonl import BatchItem
+from ..model_spec import ModelSpec
 from ..plan import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED, Plan, build_plan
 from ..types import AttributionMethod, Granularity
 from .job import BatchJob, Shard
@@ -49,7 +50,6 @@ from .rows import attribute_rows, failure_row
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ..api import AttributionExplainer
 
 INSTALL_HINT = "pip install 'fairforge-attr[ray]'"
 RAY_LOG = "ray.log"  # in OUT.partial/: what Ray printed natively (kept if the run stops)
@@ -66,37 +66,6 @@ def import_ray() -> Any:
             f"--backend ray needs Ray Data, which is not installed ({exc}); install it with: {INSTALL_HINT}"
         ) from None
     return ray
-
-
-@dataclass(frozen=True)
-class WorkerModel:
-    """How every worker loads the model (shipped to each actor; plain values only)."""
-
-    model: str | None = None  # folder or hub id; None: the demo model
-    device: str | None = None
-    dtype: str | None = None
-    device_map: str | dict[str, Any] | None = None
-    max_length: int | None = None
-    token_budget: int | None = None
-    revision: str | None = None
-    trust_remote_code: bool = False
-
-    def load(self) -> AttributionExplainer:
-        from transformers.utils import logging as hf_logging
-
-        from ..api import AttributionExplainer
-
-        hf_logging.disable_progress_bar()
-        return AttributionExplainer(
-            self.model,
-            device=self.device,
-            dtype=self.dtype,
-            device_map=self.device_map,
-            max_length=self.max_length,
-            token_budget=self.token_budget,
-            revision=self.revision,
-            trust_remote_code=self.trust_remote_code,
-        )
 
 
 @dataclass(frozen=True)
@@ -141,7 +110,7 @@ class DriverModel:
     ``--resume``), its tokenizer and vocabulary size (to build the Plan); the weights stay
     with the workers."""
 
-    def __init__(self, worker: WorkerModel) -> None:
+    def __init__(self, worker: ModelSpec) -> None:
         from transformers import AutoConfig
 
         from ..models import _resolve_source, load_tokenizer, resolved_model_name
@@ -158,11 +127,11 @@ class RowMaker:
     """One Ray Data actor: loads the model once, then turns each block of numbered items into
     output rows with ``attribute_rows`` (rows travel as JSON text: their columns vary)."""
 
-    def __init__(self, worker: WorkerModel, plan: Plan, threads: int) -> None:
+    def __init__(self, worker: ModelSpec, plan: Plan, threads: int) -> None:
         import torch
 
         torch.set_num_threads(max(1, threads))
-        self.explainer = worker.load()
+        self.explainer = worker.load(quiet=True)
         self.plan = plan
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -200,7 +169,7 @@ class RayBatchJob(BatchJob):
 
     def __init__(
         self,
-        worker: WorkerModel,
+        worker: ModelSpec,
         output: str | Path,
         *,
         ray: RayOptions | None = None,
@@ -273,7 +242,7 @@ class RayBatchJob(BatchJob):
 
 
 def _attributed_rows(
-    ray: Any, items: Sequence[BatchItem], worker: WorkerModel, plan: Plan, options: RayOptions, workers: int
+    ray: Any, items: Sequence[BatchItem], worker: ModelSpec, plan: Plan, options: RayOptions, workers: int
 ) -> Iterator[dict[str, Any]]:
     """The rows of ``items``, block by block as the actors finish them (in any order)."""
     # One Ray row per task, holding its items: the tasks are exactly the runs of rows_per_task

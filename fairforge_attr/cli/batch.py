@@ -22,10 +22,11 @@ from . import options as o
 from . import scale
 from .common import (
     EXIT_FAILED,
-    ModelFlags,
     cli_command,
     faithfulness_options,
+    load_explainer,
     method_options,
+    model_spec,
     refinement,
     stderr_console,
 )
@@ -33,6 +34,7 @@ from .common import (
 if TYPE_CHECKING:
     from ..batch import BatchJob
     from ..io import BatchItem
+    from ..model_spec import ModelSpec
     from .progress import BatchProgress
 
 RUN_PANEL = o.RUN_PANEL
@@ -231,7 +233,7 @@ def batch(
     from ..batch import count_items
     from ..plan import DEFAULT_MAX_NEW_TOKENS
 
-    flags = ModelFlags(
+    spec = model_spec(
         model, device, dtype, max_length, revision, trust_remote_code, scale.parse_device_map(device_map)
     )
     job_args = {
@@ -246,7 +248,7 @@ def batch(
         "faithfulness": check,
         **refine,
     }
-    job = _make_job(backend, flags, output, job_args=job_args, ray_args=ray_args)
+    job = _make_job(backend, spec, output, job_args=job_args, ray_args=ray_args)
     with job:
         if resume:
             job.resume()
@@ -287,27 +289,18 @@ def _check_output(output: str, errors: Path | None, *, resume: bool, overwrite: 
 
 def _make_job(
     backend: scale.Backend,
-    flags: ModelFlags,
+    spec: ModelSpec,
     output: str,
     *,
     job_args: dict[str, Any],
     ray_args: dict[str, Any],
 ) -> BatchJob:
-    """The local job loads the model here; the Ray job's workers load it from these flags."""
+    """The local job loads the model here; the Ray job's workers load it from ``spec``."""
     from ..batch import BatchJob
 
     if backend is not scale.Backend.ray:
-        return BatchJob(flags.load(), output, **job_args)
-    model_args = {
-        "model": flags.name,
-        "device": flags.device,
-        "dtype": flags.dtype,
-        "max_length": flags.max_length,
-        "device_map": flags.device_map,
-        "revision": flags.revision,
-        "trust_remote_code": flags.trust_remote_code,
-    }
-    return scale.ray_job(output, model_args=model_args, ray_args=ray_args, job_args=job_args)
+        return BatchJob(load_explainer(spec), output, **job_args)
+    return scale.ray_job(output, spec=spec, ray_args=ray_args, job_args=job_args)
 
 
 def _kept(job: BatchJob) -> str:

@@ -9,7 +9,6 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -21,6 +20,7 @@ from ..errors import FairForgeError
 
 if TYPE_CHECKING:
     from ..api import AttributionExplainer
+    from ..model_spec import ModelSpec
     from ..types import AttributionMethod
 
 # Exit codes: 0 success, 1 some items failed / unexpected error, 2 usage or input error.
@@ -94,33 +94,35 @@ def status(message: str) -> Iterator[None]:
         yield
 
 
-@dataclass(frozen=True)
-class ModelFlags:
-    """The model flags of the commands that compute (--model, --device, --dtype, --max-length,
-    --revision, --trust-remote-code, --device-map), held together as the one thing they describe."""
+def model_spec(
+    model: str | None,
+    device: str | None,
+    dtype: str | None,
+    max_length: int | None,
+    revision: str | None,
+    trust_remote_code: bool,
+    device_map: str | dict[str, Any] | None = None,
+) -> ModelSpec:
+    """The model the flags name (--model, --device, --dtype, --max-length, --revision,
+    --trust-remote-code, --device-map parsed)."""
+    from ..model_spec import ModelSpec
 
-    name: str | None
-    device: str | None
-    dtype: str | None
-    max_length: int | None
-    revision: str | None = None
-    trust_remote_code: bool = False
-    device_map: str | dict[str, Any] | None = None
+    return ModelSpec(
+        model,
+        device=device,
+        dtype=dtype,
+        device_map=device_map,
+        max_length=max_length,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+    )
 
-    def load(self) -> AttributionExplainer:
-        """The library's explainer for this model, with a status line meanwhile."""
-        with status(f"loading torch and {self.name or 'the built-in demo model'} ..."):
-            from ..api import AttributionExplainer
 
-            return AttributionExplainer(
-                self.name,
-                device=self.device,
-                dtype=self.dtype,
-                max_length=self.max_length,
-                revision=self.revision,
-                trust_remote_code=self.trust_remote_code,
-                device_map=self.device_map,
-            )
+def load_explainer(spec: ModelSpec) -> AttributionExplainer:
+    """The library's explainer for ``spec``, with a status line meanwhile (importing torch and
+    loading a model take seconds)."""
+    with status(f"loading torch and {spec.model or 'the built-in demo model'} ..."):
+        return spec.load()
 
 
 def method_options(

@@ -14,7 +14,14 @@ from rich.text import Text
 
 from ..types import AttributionMethod, Granularity
 from . import options as o
-from .common import ModelFlags, cli_command, faithfulness_options, stderr_console, stdout_console
+from .common import (
+    cli_command,
+    faithfulness_options,
+    load_explainer,
+    model_spec,
+    stderr_console,
+    stdout_console,
+)
 
 if TYPE_CHECKING:
     from ..analysis.evaluate import EvaluateReport
@@ -120,7 +127,7 @@ def evaluate(
             output_format(path)
             ensure_writable(path)  # before the model loads
     items, bad = _read_items(input_file, limit)
-    explainer = ModelFlags(model, device, dtype, max_length, revision, trust_remote_code).load()
+    explainer = load_explainer(model_spec(model, device, dtype, max_length, revision, trust_remote_code))
     report = _run(
         explainer, items, names, grans, seed, check, str(input_file), keep_rows=items_file is not None
     )

@@ -13,10 +13,11 @@ from ..types import AttributionMethod, Granularity
 from . import options as o
 from . import scale
 from .common import (
-    ModelFlags,
     cli_command,
     faithfulness_options,
+    load_explainer,
     method_options,
+    model_spec,
     refinement,
     status,
     stdout_console,
@@ -169,9 +170,11 @@ def explain(
 
         ensure_writable(output)  # before the model loads, not after the work
 
-    explainer = ModelFlags(
-        model, device, dtype, max_length, revision, trust_remote_code, scale.parse_device_map(device_map)
-    ).load()
+    explainer = load_explainer(
+        model_spec(
+            model, device, dtype, max_length, revision, trust_remote_code, scale.parse_device_map(device_map)
+        )
+    )
     with status(f"explaining with {method.value} ..."):
         result = explainer.explain(
             messages,

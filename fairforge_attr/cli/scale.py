@@ -13,6 +13,7 @@ from . import options as o
 
 if TYPE_CHECKING:
     from ..batch.ray_backend import RayBatchJob
+    from ..model_spec import ModelSpec
 
 SCALE_PANEL = "Scale (--backend ray)"
 
@@ -125,13 +126,13 @@ def check_backend_flags(ctx: typer.Context, backend: Backend) -> None:
 
 
 def ray_job(
-    output: str | Path, *, model_args: dict[str, Any], ray_args: dict[str, Any], job_args: dict[str, Any]
+    output: str | Path, *, spec: ModelSpec, ray_args: dict[str, Any], job_args: dict[str, Any]
 ) -> RayBatchJob:
     """The Ray backend's job: the driver loads the tokenizer, the workers the model."""
-    from ..batch.ray_backend import RayBatchJob, RayOptions, WorkerModel
+    from ..batch.ray_backend import RayBatchJob, RayOptions
 
     given = {name: value for name, value in ray_args.items() if value is not None}
-    return RayBatchJob(WorkerModel(**model_args), output, ray=RayOptions(**given), **job_args)
+    return RayBatchJob(spec, output, ray=RayOptions(**given), **job_args)
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:

@@ -150,12 +150,12 @@ def test_bad_settings_never_create_a_store(run, tmp_path):
 
 
 def _refuse_to_load(monkeypatch):
-    from fairforge_attr.cli import common
+    from fairforge_attr.model_spec import ModelSpec
 
     def boom(*args, **kwargs):
         raise AssertionError("the model was loaded before the output was checked")
 
-    monkeypatch.setattr(common.ModelFlags, "load", boom)
+    monkeypatch.setattr(ModelSpec, "load", boom)
 
 
 def test_an_unwritable_output_is_refused_before_any_work(cli, run, tmp_path, monkeypatch):
