@@ -62,8 +62,10 @@ class Attribution(BaseModel):
     std_error: float | None = Field(
         default=None,
         description="standard error of the score from the method's sampling (LIME, KernelSHAP, "
-        "Sobol); 0 where every sample was enumerated; None for methods that do not sample masks "
-        "and for units of an unrefined coarse unit",
+        "Sobol, SmoothGrad, SquareGrad, VarGrad, GradientSHAP); 0 where every sample was "
+        "enumerated; None for the deterministic methods (occlusion, saliency, input x gradient, "
+        "integrated gradients), for GradientSHAP with one sample and for units of an unrefined "
+        "coarse unit",
     )
 
 

@@ -220,7 +220,8 @@ ShowUncertainty = Annotated[
     typer.Option(
         "--show-uncertainty",
         help="Add each score's standard error (± s.e.) to the top-units table: the sampling "
-        "uncertainty of lime, kernel_shap and sobol (always stored in JSON/Parquet results).",
+        "uncertainty of lime, kernel_shap, sobol, smooth_grad, square_grad, var_grad and "
+        "gradient_shap (always stored in JSON/Parquet results).",
         rich_help_panel=OUTPUT_PANEL,
     ),
 ]

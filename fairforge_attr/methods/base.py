@@ -38,7 +38,7 @@ class RawScores:
     warnings: list[str] = field(default_factory=list)
     refinement: RefinementRaw | None = None  # coarse-to-fine runs only (``refine.py``)
     contrast_log_prob: float | None = None  # log p(contrast | x) of a contrastive item
-    std_error: torch.Tensor | None = None  # [n_units], sampled perturbation methods only
+    std_error: torch.Tensor | None = None  # [n_units], sampled methods only (of f, not per target token)
 
     def finite(self) -> bool:
         ends = [self.target_log_prob, 0.0 if self.contrast_log_prob is None else self.contrast_log_prob]

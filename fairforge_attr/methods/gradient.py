@@ -41,7 +41,9 @@ the standard deviation of the item's content embeddings, so one setting means th
 of noise for every model. Sample k of an item draws (u_k, eps_k) from a CPU generator seeded
 by (seed, k) alone (``sample_draws``): the same seed gives the same scores on every device,
 whichever items share the item's passes and however they are chunked, and the caller's RNG
-state is never touched. Sample k of a larger ``n_samples`` is the same sample k.
+state is never touched. Sample k of a larger ``n_samples`` is the same sample k. The sampled
+methods report each unit's standard error from the spread of their samples
+(``gradient_spread.py``: a delete-a-group jackknife, exact sample SD / sqrt(n) for GradientSHAP).
 
 ``per_target_token`` differentiates each target token's log-probability, and f, at the same
 points: (n_target + 1) times the backward rows of the plain method (packed into the same

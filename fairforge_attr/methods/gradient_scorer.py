@@ -2,7 +2,9 @@
 that come back are summed into each item's map, reduced to token scores and summed into units.
 
 The formulas (points, weights, reductions) are in ``gradient.py``; this module holds the running
-sums (:class:`Moments`) and the completeness check of integrated gradients.
+sums (:class:`Moments`) and the completeness check of integrated gradients. The sampled methods'
+standard errors come from running sums per group of samples (``gradient_spread.py``), fed from
+the same gradients.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..engine.gradients import GradientPacker, GradRow, ItemEmbeddings, Pass
 from .base import RawScores
 from .gradient import COMPLETENESS_TOLERANCE, GradientMethod, PointRequest, Points, sum_into_units
 from .gradient import resolve_embedding_baseline as _resolve_embedding
+from .gradient_spread import Spreads
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -84,7 +87,7 @@ class GradientScorer:
             list(range(e.n_target_tokens + 1)) if plan.per_target_token else [e.n_target_tokens]
             for e in items
         ]
-        token_scores, at_x = run.gradients(columns)
+        token_scores, at_x, std_errors = run.gradients(columns)
         # Rows of one point for several columns are copies of one sequence: count it once.
         sequences = [n // len(c) for n, c in zip(run.packer.n_sequences, columns)]
         ends: list[list[float]] = [[] for _ in items]  # f(x), and f(baseline) for completeness
@@ -112,6 +115,7 @@ class GradientScorer:
                     n_backward=run.packer.n_backward[i],
                     convergence_delta=delta,
                     warnings=warnings,
+                    std_error=std_errors.get(i),
                 )
             )
         return out
@@ -125,15 +129,19 @@ class _Run:
     request: PointRequest
     packer: GradientPacker
 
-    def gradients(self, columns: list[list[int]]) -> tuple[list[dict[int, torch.Tensor]], list[Answers]]:
-        """Token scores of every (item, column), and (log p(target), log p(contrast)) at x
-        where the points give them for free."""
+    def gradients(
+        self, columns: list[list[int]]
+    ) -> tuple[list[dict[int, torch.Tensor]], list[Answers], dict[int, torch.Tensor]]:
+        """Token scores of every (item, column), (log p(target), log p(contrast)) at x where
+        the points give them for free, and for a sampled method each item's standard errors
+        [n_units] of f's scores."""
         method, packer = self.method, self.packer
         n_points = method.n_points(self.request.options)
         rows = [GradRow(i, k, c) for i in packer.order for c in columns[i] for k in range(n_points)]
         sums: dict[tuple[int, int], Moments] = {}
         token_scores: list[dict[int, torch.Tensor]] = [{} for _ in packer.items]
         at_x: list[Answers] = [_NOT_YET] * len(packer.items)
+        spreads = Spreads(method, n_points)
 
         def make_points(item: ItemEmbeddings, ks: torch.Tensor) -> tuple[torch.Tensor, Points]:
             points = method.points(self.request, item, ks)
@@ -151,11 +159,14 @@ class _Run:
                     acc = sums.setdefault((i, column), Moments())
                     w = points.weights[a:b].double().view(-1, 1, 1)
                     acc.add(w, mg[a:b].double(), second=method.moment != "first")
+                    if not method.deterministic and column == packer.items[i].n_target_tokens:
+                        ks = torch.tensor([row.point for row in done.rows[start + a : start + b]])
+                        spreads.add(i, packer.items[i], ks, points.weights[a:b], mg[a:b])
                     if acc.points == n_points:
                         token_map = method.finish(acc.first, acc.second)
                         token_scores[i][column] = method.reduce(token_map.unsqueeze(0))[0].cpu()
                         del sums[(i, column)]
-        return token_scores, at_x
+        return token_scores, at_x, spreads.done
 
     def endpoints(self) -> tuple[list[list[float]], list[Answers]]:
         """f(x) of every item by a forward-only pass, and f(baseline) after it for methods that

@@ -3,7 +3,9 @@ column in both layouts), read back, and shown on request (--show-uncertainty).""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -70,3 +72,39 @@ def test_explain_shows_the_standard_errors_on_request(cli, qwen_dir):
         "explain", FRANCE, "-t", PARIS, "-m", qwen_dir, "--method", "occlusion", "--show-uncertainty"
     )
     assert occlusion.exit_code == 0 and "± s.e." in occlusion.stdout  # a column of "-"
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_batch_parquet_keeps_gradient_standard_errors(cli, qwen_dir, tmp_path, layout):
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        f'{{"id": "a", "messages": [{{"role": "user", "content": "{FRANCE}"}}], "target": "{PARIS}"}}\n'
+    )
+    errors = {}
+    for method, extra in (("smooth_grad", ("--n-samples", "8")), ("saliency", ())):
+        out = tmp_path / f"{method}.parquet"
+        res = cli("batch", src, out, "-m", qwen_dir, "--method", method, *extra, "--layout", layout)
+        assert res.exit_code == 0, res.stderr
+        table = pq.read_table(out)
+        if layout == "wide":
+            errors[method] = [u["std_error"] for u in table.column("units").to_pylist()[0]]
+        else:
+            errors[method] = table.column("std_error").to_pylist()
+    assert errors["smooth_grad"] and all(isinstance(e, float) and e > 0 for e in errors["smooth_grad"])
+    assert errors["saliency"] and all(e is None for e in errors["saliency"])
+    shown = cli("show", tmp_path / "smooth_grad.parquet", "--show-uncertainty")
+    assert shown.exit_code == 0, shown.stderr
+    assert "± s.e." in shown.stdout
+
+
+def test_explain_shows_gradient_standard_errors(cli, qwen_dir):
+    base = ("explain", FRANCE, "-t", PARIS, "-m", qwen_dir, "--show-uncertainty", "--format", "json")
+    sampled = cli(*base, "--method", "var_grad", "--n-samples", "8")
+    assert sampled.exit_code == 0, sampled.stderr
+    assert all(u["std_error"] > 0 for u in json.loads(sampled.stdout)["attributions"])
+    table = cli(
+        "explain", FRANCE, "-t", PARIS, "-m", qwen_dir, "--method", "gradient_shap", "--show-uncertainty"
+    )
+    assert table.exit_code == 0, table.stderr
+    assert "± s.e." in table.stdout
+    assert re.search(r"[+-]\d+\.\d{4} │ \d+\.\d{4} │", table.stdout)  # a number, not "-", beside a score
