@@ -14,8 +14,12 @@ the model:
   occlusion (``perturbation.roofline``: full sequences, ``token_budget // seq_len`` rows);
 - ``occlusion/before``: exhaustive word occlusion with chunks that share only their own rows'
   common prefix (``Engine(anchor=False)``, the engine before per-variant reuse);
+- ``occlusion/whole-last-layer``: per-variant reuse, but every position runs the whole last
+  decoder layer (``Engine(trim_last_layer=False)``, the engine before ``engine/last_layer.py``);
 - ``occlusion``: the same with per-variant reuse: the unperturbed prompt runs once and each
-  variant only from its first changed token (``engine/anchor.py``);
+  variant only from its first changed token (``engine/anchor.py``), and the last decoder layer
+  runs its queries, attention output and MLP only where logits are kept
+  (``engine/last_layer.py``; ``last_layer_skipped`` in the JSON: the tokens that did not);
 - ``refine/sentence/top-K``: word occlusion inside the K sentences of largest |occlusion
   score| (``coarse_granularity="sentence", refine_top_k=K``), with its top-10 agreement with
   exhaustive word occlusion (shared units of the two top-10 lists, by position, over 10) and
@@ -73,6 +77,7 @@ def _explain_row(explainer: AttributionExplainer, item: dict, **kwargs) -> tuple
             forward=engine.stats.calls,
             sequences=result.metadata.n_sequences,
             tokens=engine.stats.tokens,
+            last_layer_skipped=engine.stats.last_layer_skipped,
             result=result,
         )
         return result
@@ -87,12 +92,20 @@ def _score_row(engine, request: ScoreRequest) -> tuple[Callable, Callable]:
     def run():
         engine.stats.reset()
         engine.score([request])
-        last.update(forward=engine.stats.calls, sequences=engine.stats.sequences, tokens=engine.stats.tokens)
+        stats = engine.stats
+        last.update(
+            forward=stats.calls,
+            sequences=stats.sequences,
+            tokens=stats.tokens,
+            last_layer_skipped=stats.last_layer_skipped,
+        )
 
     return run, lambda: dict(last)
 
 
-def _rows(subject, before: AttributionExplainer, item: dict, cfg: dict) -> dict[str, tuple[Callable, Any]]:
+def _rows(
+    subject, before: AttributionExplainer, whole: AttributionExplainer, item: dict, cfg: dict
+) -> dict[str, tuple[Callable, Any]]:
     stride = cfg.get("word_stride", 1)
     if stride > 1:  # every stride-th word's occlusion variant, plus the full prompt
         n = subject.encoded.n_units
@@ -104,15 +117,17 @@ def _rows(subject, before: AttributionExplainer, item: dict, cfg: dict) -> dict[
         return {
             "roofline": perturbation.roofline(subject, "occlusion", {}, keep=keep),
             "occlusion/before": _score_row(before.engine, request),
+            "occlusion/whole-last-layer": _score_row(whole.engine, request),
             "occlusion": _score_row(subject.explainer.engine, request),
         }
     rows = {
         "roofline": perturbation.roofline(subject, "occlusion", {}),
         "occlusion/before": _explain_row(before, item, method="occlusion"),
+        "occlusion/whole-last-layer": _explain_row(whole, item, method="occlusion"),
         "occlusion": _explain_row(subject.explainer, item, method="occlusion"),
     }
     if cfg.get("refine_only"):  # tokens and agreement need no roofline: they are counts
-        del rows["roofline"], rows["occlusion/before"]
+        del rows["roofline"], rows["occlusion/before"], rows["occlusion/whole-last-layer"]
     for k in cfg["refine_top_k"]:
         rows[f"refine/sentence/top-{k}"] = _explain_row(
             subject.explainer, item, method="occlusion", coarse_granularity="sentence", refine_top_k=k
@@ -124,7 +139,10 @@ def case(model, tok, model_name: str, item: dict, cfg: dict) -> dict[str, Any]:
     subject = perturbation.Subject.make(model, tok, {**item, "granularity": "word"}, None)
     before = AttributionExplainer(model, tok, max_length=1 << 16)
     before.engine.anchor = False
-    rows = _rows(subject, before, item, cfg)
+    before.engine.last_layer = None
+    whole = AttributionExplainer(model, tok, max_length=1 << 16)
+    whole.engine.last_layer = None
+    rows = _rows(subject, before, whole, item, cfg)
     if cfg["warm_up"]:  # first calls pay one-off costs (allocator, kernels): milliseconds,
         for run, _ in rows.values():  # against minutes per row on the long input
             run()
@@ -146,7 +164,8 @@ def case(model, tok, model_name: str, item: dict, cfg: dict) -> dict[str, Any]:
         if result is not None:
             out[name]["result"] = result
     exhaustive = out["occlusion"].pop("result", None)
-    out.get("occlusion/before", {}).pop("result", None)
+    for name in ("occlusion/before", "occlusion/whole-last-layer"):
+        out.get(name, {}).pop("result", None)
     roof = out.get("roofline")
     for row in out.values():
         if roof is not None:

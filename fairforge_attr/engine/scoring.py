@@ -24,7 +24,8 @@ from __future__ import annotations
 import copy
 import inspect
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from .anchor import anchor_length, first_change_order, plan_anchored, split_anch
 from .answers import chunking_orders
 from .baseline import Baseline
 from .devices import input_device, token_budget_for
+from .last_layer import find_last_layer, tail_only
 from .objective import contrastive_values, masked_target_log_probs
 from .packing import (
     Budgets,
@@ -48,7 +50,7 @@ from .packing import (
     split_chunk,
 )
 from .prefix_cache import PrefixCache
-from .split_attention import shared_prefix
+from .stats import EngineStats, is_out_of_memory
 
 # Tokens (rows x padded length) per forward. CPU: throughput is flat from 1024 to 16384
 # (`benchmarks/run.py --tune`, 30M model: 600-720 tokens/s either way) while peak memory grows
@@ -80,28 +82,6 @@ class ScoreResult:
         return contrastive_values(self.log_probs, self.contrast_log_probs)
 
 
-@dataclass
-class EngineStats:
-    """What the engine ran since it was made (or ``reset``): model calls (a chunk with a shared
-    prefix makes two), scored sequences, and tokens through the model (padding included)."""
-
-    calls: int = 0
-    sequences: int = 0
-    tokens: int = 0
-    prefix_tokens_saved: int = 0
-
-    def reset(self) -> None:
-        self.calls = self.sequences = self.tokens = self.prefix_tokens_saved = 0
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` means the device ran out of memory (CUDA, MPS or host allocations)."""
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate" in text)
-
-
 class Engine:
     """Runs one model; knows nothing about methods.
 
@@ -114,6 +94,9 @@ class Engine:
         anchor: with ``prefix_cache``, run an item's unperturbed prompt once and each of its
             variants only from its first changed token (``anchor.py``), where that saves work;
             False: chunks share only their rows' common prefix (for measuring the difference).
+        trim_last_layer: run the last decoder layer's queries, output projection and MLP only
+            at the positions whose logits are kept, where the layout is recognised
+            (``last_layer.py``; ``last_layer.describe()`` says what); False: the whole layer.
     """
 
     def __init__(
@@ -124,6 +107,7 @@ class Engine:
         logit_budget: int | None = None,
         prefix_cache: bool = True,
         anchor: bool = True,
+        trim_last_layer: bool = True,
     ) -> None:
         self.model = model.eval()  # dropout off: same input, same scores
         # inputs go where the input embeddings run (the first device of a device_map)
@@ -141,6 +125,7 @@ class Engine:
         if not (prefix_cache and self._position_ids):
             self.prefix.disable()
         self.anchor = anchor
+        self.last_layer = find_last_layer(model) if trim_last_layer else None
         self.stats = EngineStats()
         self._float32_twin: Engine | None = None
 
@@ -262,6 +247,7 @@ class Engine:
                 logit_budget=self.logit_budget,
                 prefix_cache=self.prefix.supported,
                 anchor=self.anchor,
+                trim_last_layer=self.last_layer is not None,
             )
         return self._float32_twin
 
@@ -284,9 +270,7 @@ class Engine:
         if self.prefix.supported:
             length = anchor_length(table)
             try:
-                cache = self.prefix.run_prefix(
-                    table.encoded.input_ids[:length].unsqueeze(0).to(self.device), None
-                )
+                cache = self._run_prefix(table.encoded.input_ids[:length].unsqueeze(0).to(self.device), None)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     self._prefix_failed(exc)
@@ -297,7 +281,6 @@ class Engine:
                 self._run_chunk(tables, chunk, pending, forwards, owner)
             return
         forwards[owner[t]] += 1
-        self.stats.calls += 1
         self.stats.tokens += length
         for chunk in plan_anchored(t, table, self._budgets()):
             self._run_chunk(tables, chunk, pending, forwards, owner, anchor)
@@ -343,6 +326,26 @@ class Engine:
         self.stats.prefix_tokens_saved += (chunk.n_rows - (0 if chunk.anchored else 1)) * chunk.prefix
         return None
 
+    def _run_prefix(self, ids: torch.Tensor, mask: torch.Tensor | None) -> Any:
+        """The cache of a prefix pass (``PrefixCache.run_prefix``): no position of it needs
+        logits, so its last layer computes keys and values only."""
+        with self._trimmed((0, 0, ids.shape[1])):
+            cache = self.prefix.run_prefix(ids, mask)
+        self.stats.calls += 1
+        return cache
+
+    @contextmanager
+    def _trimmed(
+        self, span: tuple[int, int, int], prefix: int = 0, causal_only: bool = False
+    ) -> Iterator[None]:
+        """A model call whose last layer runs only ``span``'s positions ``start:stop`` of
+        ``width`` (``last_layer.py``), counted in the stats; ``prefix``: the attention's shared
+        prefix (``split_attention.py``)."""
+        with tail_only(self.model, self.last_layer, span, prefix, causal_only) as done:
+            yield
+        self.stats.last_layer_skipped += done.skipped
+        self.stats.last_layer_queries_skipped += done.queries_skipped
+
     def _prefix_failed(self, exc: Exception) -> bool:
         """A model whose cached pass breaks is scored by plain passes from now on."""
         warnings.warn(
@@ -369,8 +372,7 @@ class Engine:
                 cache = self.prefix.cut(anchor, prefix)
             else:
                 mask = None if batch.prefix_mask is None else batch.prefix_mask.to(dev)
-                cache = self.prefix.run_prefix(batch.prefix_ids.to(dev), mask)
-                self.stats.calls += 1
+                cache = self._run_prefix(batch.prefix_ids.to(dev), mask)
             kwargs[self.prefix.cache_kwarg] = self.prefix.expand(cache, batch.ids.shape[0])
             kwargs["use_cache"] = True
             if "position_ids" not in kwargs:
@@ -385,7 +387,7 @@ class Engine:
         # A prefix that hides nothing is attended by every query alike: its attention is
         # computed once for all rows (split_attention.py); else one ordinary pass.
         shared = prefix if batch.prefix_mask is None else 0
-        with shared_prefix(self.model, shared, causal_only=batch.attention is None):
+        with self._trimmed((width - max_t - 1, width - 1, width), shared, batch.attention is None):
             logits = self.model(**kwargs).logits
         if logits.shape[1] != max_t:
             logits = logits[:, -(max_t + 1) : -1]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -58,6 +59,36 @@ def _lse_attention(
     )
 
 
+@dataclass
+class Tail:
+    """In the attention of ``module`` (the last decoder layer's), only queries
+    ``start:stop`` are needed (``last_layer.py``); the others' outputs are zeros.
+    ``queries_skipped`` counts the queries not computed."""
+
+    module: torch.nn.Module
+    start: int
+    stop: int
+    queries_skipped: int = 0
+
+
+def _split_usable(
+    prefix: int, query: torch.Tensor, key: torch.Tensor, dropout: float, mask: Any, kw: dict
+) -> bool:
+    """Whether the two-part computation applies (else transformers' ``sdpa`` runs)."""
+    return (
+        prefix > 0
+        and query.device.type == "cpu"
+        and query.dtype in (torch.float32, torch.float64, torch.bfloat16)
+        and key.shape[2] == prefix + query.shape[2]
+        and dropout == 0.0
+        and kw.get("softcap") is None
+        and kw.get("position_bias") is None
+        and kw.get("sliding_window") is None
+        and kw.get("s_aux") is None
+        and (mask is None or mask.dtype == torch.bool)
+    )
+
+
 def prefix_attention(
     module: torch.nn.Module,
     query: torch.Tensor,
@@ -70,21 +101,35 @@ def prefix_attention(
 ) -> tuple[torch.Tensor, None]:
     """The attention function transformers calls while :func:`shared_prefix` is active."""
     prefix = getattr(_state, "prefix", 0)
-    rows, heads, s, dim = query.shape
-    usable = (
-        prefix > 0
-        and query.device.type == "cpu"
-        and query.dtype in (torch.float32, torch.float64, torch.bfloat16)
-        and key.shape[2] == prefix + s
-        and dropout == 0.0
-        and kwargs.get("softcap") is None
-        and kwargs.get("position_bias") is None
-        and kwargs.get("sliding_window") is None
-        and kwargs.get("s_aux") is None
-        and (attention_mask is None or attention_mask.dtype == torch.bool)
-    )
-    if not usable:
+    tail: Tail | None = getattr(_state, "tail", None)
+    split = _split_usable(prefix, query, key, dropout, attention_mask, kwargs)
+    if tail is not None and module is tail.module:
+        out = _tail_attention(
+            module, query, key, value, attention_mask, dropout, scaling, tail, split, kwargs
+        )
+        if out is not None:
+            return out, None
+    if not split:
         return _sdpa()(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    own = None
+    if attention_mask is not None and not getattr(_state, "causal_only", False):
+        own = attention_mask[..., prefix:]
+    out = _two_parts(query, key, value, prefix, own, scaling, causal=own is None)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _two_parts(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    prefix: int,
+    own: torch.Tensor | None,
+    scaling: float | None,
+    causal: bool,
+) -> torch.Tensor:
+    """[rows, heads, q, dim] attention of ``query`` against the shared prefix's keys and each
+    row's own keys (``own``: the bool mask over them, True = seen; ``causal``: none, causal)."""
+    rows, heads, s, dim = query.shape
     groups = heads // key.shape[1]
     # prefix: every row sees the same keys, so its queries join one long sequence
     pk = key[:1, :, :prefix].repeat_interleave(groups, 1)
@@ -99,10 +144,10 @@ def prefix_attention(
         value[:, :, prefix:].repeat_interleave(groups, 1),
     )
     mask = None
-    if attention_mask is not None and not getattr(_state, "causal_only", False):
+    if own is not None:
         zero = torch.zeros((), dtype=query.dtype, device=query.device)
-        mask = torch.where(attention_mask[..., prefix:], zero, torch.finfo(query.dtype).min)
-    out_s, lse_s = _lse_attention(query, ok, ov, causal=mask is None, mask=mask, scale=scaling)
+        mask = torch.where(own, zero, torch.finfo(query.dtype).min)
+    out_s, lse_s = _lse_attention(query, ok, ov, causal=causal, mask=mask, scale=scaling)
     # a query whose own keys are all hidden (a hidden token at the start) has none: weight 0
     seen = torch.isfinite(lse_s)
     lse_s = torch.where(seen, lse_s, torch.full_like(lse_s, -torch.inf))
@@ -110,7 +155,55 @@ def prefix_attention(
     w_p = torch.exp(lse_p - lse).unsqueeze(-1)
     w_s = torch.exp(lse_s - lse).unsqueeze(-1)
     out = out_p * w_p + torch.where(seen.unsqueeze(-1), out_s, torch.zeros_like(out_s)) * w_s
-    return out.to(query.dtype).transpose(1, 2).contiguous(), None
+    return out.to(query.dtype)
+
+
+def _tail_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float,
+    scaling: float | None,
+    tail: Tail,
+    split: bool,
+    kwargs: dict,
+) -> torch.Tensor | None:
+    """[rows, q, heads, dim]: the attention of the tail's queries (zeros elsewhere), or None
+    where this cannot cut the queries exactly (the caller then runs them all)."""
+    rows, heads, s, _ = query.shape
+    a, b, k = tail.start, tail.stop, key.shape[2]
+    if (
+        not 0 <= a <= b <= s <= k
+        or kwargs.get("position_bias") is not None
+        or kwargs.get("s_aux") is not None
+    ):
+        return None
+    out = query.new_zeros(rows, s, heads, value.shape[-1])
+    if a < b:
+        if attention_mask is not None and not (split and getattr(_state, "causal_only", False)):
+            if (
+                attention_mask.dim() != 4
+                or attention_mask.shape[-2] != s
+                or attention_mask.dtype != torch.bool
+            ):
+                return None
+            seen = attention_mask[:, :, a:b]
+        elif attention_mask is None and kwargs.get("sliding_window") is not None:
+            return None  # the window would have to be built here; keep transformers' path
+        else:  # causal: query a + i sits at key position k - s + a + i and sees the keys up to it
+            at = k - s + a + torch.arange(b - a, device=query.device)
+            seen = (torch.arange(k, device=query.device) <= at.unsqueeze(1)).view(1, 1, b - a, k)
+        q = query[:, :, a:b]
+        if split:
+            out[:, a:b] = _two_parts(
+                q, key, value, k - s, seen[..., k - s :], scaling, causal=False
+            ).transpose(1, 2)
+        else:
+            out[:, a:b], _ = _sdpa()(module, q, key, value, seen, dropout=dropout, scaling=scaling, **kwargs)
+    tail.queries_skipped += rows * (s - (b - a))
+    return out
 
 
 def _register() -> None:
@@ -132,19 +225,22 @@ def supported(model: torch.nn.Module) -> bool:
 
 
 @contextmanager
-def shared_prefix(model: torch.nn.Module, prefix: int, causal_only: bool) -> Iterator[None]:
+def shared_prefix(
+    model: torch.nn.Module, prefix: int, causal_only: bool, tail: Tail | None = None
+) -> Iterator[None]:
     """Within this block, ``model``'s attention treats the first ``prefix`` keys as shared by
     every row and hidden from none (see the module doc). ``causal_only``: no token after the
-    prefix is hidden or padded either, so the mask transformers builds is the causal one."""
-    if prefix <= 0 or not supported(model):
+    prefix is hidden or padded either, so the mask transformers builds is the causal one.
+    ``tail``: the last layer computes only those queries (``last_layer.py``)."""
+    if (prefix <= 0 and tail is None) or not supported(model):
         yield
         return
     _register()
     config = model.config
-    _state.prefix, _state.causal_only = prefix, causal_only
+    _state.prefix, _state.causal_only, _state.tail = max(prefix, 0), causal_only, tail
     config._attn_implementation = NAME
     try:
         yield
     finally:
         config._attn_implementation = "sdpa"
-        _state.prefix, _state.causal_only = 0, False
+        _state.prefix, _state.causal_only, _state.tail = 0, False, None
