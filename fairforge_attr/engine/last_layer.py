@@ -28,6 +28,7 @@ generation and anyone else calling the model see it unchanged.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -101,13 +102,16 @@ def find_last_layer(model: nn.Module) -> LastLayer:
     )
     if attn is None or getattr(attn, "layer_idx", None) != len(layers) - 1:
         return LastLayer(reason="no attention module with the last layer's index")
+    # a module shared with an earlier layer (tied layers) runs there on every position
+    shared = {id(m) for layer in layers[:-1] for m in layer.modules()}
     found = LastLayer()
-    if split_attention.supported(model):
+    if split_attention.supported(model) and id(attn) not in shared:
         found.attention = attn
     for names, owner in ((QUERY_PROJECTIONS, attn), (OUTPUT_PROJECTIONS, attn), (("mlp",), last)):
         name = next((n for n in names if isinstance(getattr(owner, n, None), nn.Module)), None)
-        if name is not None and _position_wise(getattr(owner, name)):
-            found.parts[name] = getattr(owner, name)
+        part = getattr(owner, name) if name is not None else None
+        if part is not None and id(part) not in shared and _position_wise(part):
+            found.parts[name] = part
     if not found.skips:
         found.reason = "no sdpa attention and no position-wise part recognised"
     return found
@@ -122,10 +126,16 @@ class _Cut:
         self.start, self.stop, self.width = start, stop, width
         self.active = False
         self.skipped = 0  # positions not run, over every call
+        self.thread = threading.get_ident()  # another thread's call of the model is not ours
 
     def before(self, module: nn.Module, args: tuple) -> tuple | None:
         x = args[0] if len(args) == 1 else None
-        self.active = isinstance(x, torch.Tensor) and x.dim() == 3 and x.shape[1] == self.width
+        self.active = (
+            isinstance(x, torch.Tensor)
+            and x.dim() == 3
+            and x.shape[1] == self.width
+            and threading.get_ident() == self.thread
+        )
         if not self.active:
             return None
         self.skipped += x.shape[0] * (self.width - (self.stop - self.start))

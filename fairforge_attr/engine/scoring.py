@@ -6,7 +6,9 @@ teacher-forced per-target-token log-probs of every variant. Where the speed come
 - one forward scores many variants: rows are packed into chunks bounded by a token budget,
   a memory budget and a logit budget (``packing.py``);
 - only the positions that predict target tokens go through the LM head (``logits_to_keep``),
-  and the float32 log-softmax is taken there only;
+  and the float32 log-softmax is taken there only; the last decoder layer runs its queries,
+  attention output and MLP there only too, the other positions need only its keys/values
+  (``last_layer.py``);
 - identical masks are scored once;
 - rows of a chunk share their leading tokens (template header, units no mask of the chunk
   removes): that prefix runs once and its keys/values serve every row (``prefix_cache.py``);
@@ -39,16 +41,7 @@ from .baseline import Baseline
 from .devices import input_device, token_budget_for
 from .last_layer import find_last_layer, tail_only
 from .objective import contrastive_values, masked_target_log_probs
-from .packing import (
-    Budgets,
-    Chunk,
-    ChunkTensors,
-    RowTable,
-    build_chunk,
-    plan_chunks,
-    row_table,
-    split_chunk,
-)
+from .packing import Budgets, Chunk, ChunkTensors, RowTable, build_chunk, plan_chunks, row_table, split_chunk
 from .prefix_cache import PrefixCache
 from .stats import EngineStats, is_out_of_memory
 
