@@ -159,6 +159,7 @@ def case(model, tok, model_name: str, item: dict, cfg: dict) -> dict[str, Any]:
             "seconds_min": min(t.seconds),
             "seconds_median": statistics.median(t.seconds),
             "cpu_seconds_min": min(t.cpu_seconds),
+            "cpu_seconds_median": statistics.median(t.cpu_seconds),
             **c,
         }
         if result is not None:
@@ -199,9 +200,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['meta']['date']}, {result['meta']['device']}, {result['meta']['threads']} threads, "
         f"min / median seconds over {result['meta']['repeats']} round-robin repeats.",
         "",
-        "| model | input | row | s (min) | s (median) | CPU s (min) | tokens | x roofline (s) "
+        "| model | input | row | s (min) | s (median) | CPU s (min) | CPU s (median) | tokens | x roofline (s) "
         "| x roofline (CPU s) | x roofline (tokens) | tokens / exhaustive | top-10 agreement | refined words |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in result["cases"]:
         where = f"{c['model']} | {c['input']} ({c['prompt_tokens']} prompt tokens, {c['n_words']} words"
@@ -213,7 +214,7 @@ def markdown(result: dict[str, Any]) -> str:
             )
             lines.append(
                 f"| {where} | {name} | {r['seconds_min']:.2f} | {r['seconds_median']:.2f} "
-                f"| {r['cpu_seconds_min']:.2f} | {r['tokens']} | {ratios} "
+                f"| {r['cpu_seconds_min']:.2f} | {r['cpu_seconds_median']:.2f} | {r['tokens']} | {ratios} "
                 f"| {r['token_share_of_exhaustive']:.2f} "
                 f"| {r.get('top10_agreement', '-')} | {r.get('refined_units', '-')} |"
             )

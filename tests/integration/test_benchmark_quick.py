@@ -39,9 +39,19 @@ def test_long_input_benchmark_quick_mode_runs(tmp_path):
     result = refine_main(["--quick", "--threads", "1", "--json", str(out_json), "--md", str(out_md)])
     (case,) = result["cases"]
     rows = case["rows"]
-    assert set(rows) == {"roofline", "occlusion/before", "occlusion", "refine/sentence/top-1"}
+    assert set(rows) == {
+        "roofline",
+        "occlusion/before",
+        "occlusion/whole-last-layer",
+        "occlusion",
+        "refine/sentence/top-1",
+    }
     # same variants, fewer or equal tokens: the roofline runs every sequence whole
     assert rows["occlusion"]["tokens"] <= rows["occlusion/before"]["tokens"] <= rows["roofline"]["tokens"]
+    # the same passes with and without the trimmed last layer; only the trimmed one skips
+    whole, trimmed = rows["occlusion/whole-last-layer"], rows["occlusion"]
+    assert whole["tokens"] == trimmed["tokens"] and whole["last_layer_skipped"] == 0
+    assert 0 < trimmed["last_layer_skipped"] < trimmed["tokens"]
     refine = rows["refine/sentence/top-1"]
     assert 0 < refine["token_share_of_exhaustive"] < 1 and 0 <= refine["top10_agreement"] <= 1
     assert [s["stage"] for s in refine["stages"]] == ["coarse", "fine"]
