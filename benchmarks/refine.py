@@ -13,7 +13,8 @@ the model:
 - ``roofline``: a bare batched forward over exactly the variant sequences of exhaustive word
   occlusion (``perturbation.roofline``: full sequences, ``token_budget // seq_len`` rows);
 - ``occlusion/before``: exhaustive word occlusion with chunks that share only their own rows'
-  common prefix (``Engine(anchor=False)``, the engine before per-variant reuse);
+  common prefix (``Engine(anchor=False, trim_last_layer=False)``, the engine before
+  per-variant reuse);
 - ``occlusion/whole-last-layer``: per-variant reuse, but every position runs the whole last
   decoder layer (``Engine(trim_last_layer=False)``, the engine before ``engine/last_layer.py``);
 - ``occlusion``: the same with per-variant reuse: the unperturbed prompt runs once and each
