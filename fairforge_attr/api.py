@@ -114,6 +114,7 @@ class AttributionExplainer:
         per_target_token: bool = False,
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
+        screen: AttributionMethod | str | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
         **options: Any,
@@ -132,7 +133,9 @@ class AttributionExplainer:
         Coarse-to-fine refinement (perturbation methods): ``coarse_granularity="sentence",
         refine_top_k=5`` scores the sentences first, then the ``granularity`` units only inside
         the 5 sentences with the largest |score|; the others' units get score 0.0 and
-        ``refined=False`` (see ``fairforge_attr.refine``).
+        ``refined=False`` (see ``fairforge_attr.refine``). Screened refinement:
+        ``screen="saliency", refine_top_k=100`` scores every unit by saliency in one
+        forward+backward pass, then scores only its 100 strongest units with the method.
         """
         request = make_request(messages, target, prompt, contrast)
         plan = self.plan(
@@ -142,6 +145,7 @@ class AttributionExplainer:
             per_target_token=per_target_token,
             coarse_granularity=coarse_granularity,
             refine_top_k=refine_top_k,
+            screen=screen,
             generate=True,
             max_new_tokens=max_new_tokens,
             faithfulness=faithfulness,
@@ -162,6 +166,7 @@ class AttributionExplainer:
         per_target_token: bool = False,
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
+        screen: AttributionMethod | str | None = None,
         generate: bool = False,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
@@ -188,6 +193,7 @@ class AttributionExplainer:
             per_target_token=per_target_token,
             coarse_granularity=coarse_granularity,
             refine_top_k=refine_top_k,
+            screen=screen,
             generate=generate,
             max_new_tokens=max_new_tokens,
             faithfulness=faithfulness,
@@ -212,6 +218,7 @@ class AttributionExplainer:
         per_target_token: bool = False,
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
+        screen: AttributionMethod | str | None = None,
         generate: bool = False,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         progress: Callable[[int], None] | None = None,
@@ -227,6 +234,7 @@ class AttributionExplainer:
             per_target_token=per_target_token,
             coarse_granularity=coarse_granularity,
             refine_top_k=refine_top_k,
+            screen=screen,
             generate=generate,
             max_new_tokens=max_new_tokens,
             faithfulness=faithfulness,
@@ -246,6 +254,7 @@ class AttributionExplainer:
         per_target_token: bool = False,
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
+        screen: AttributionMethod | str | None = None,
         generate: bool = False,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         faithfulness: bool | dict[str, Any] | FaithfulnessOptions = False,
@@ -264,6 +273,7 @@ class AttributionExplainer:
             per_target_token=per_target_token,
             coarse_granularity=coarse_granularity,
             refine_top_k=refine_top_k,
+            screen=screen,
             generate=generate,
             max_new_tokens=max_new_tokens,
             options=options,

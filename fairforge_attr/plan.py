@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 DEFAULT_SEED = 0
 DEFAULT_MAX_NEW_TOKENS = 64
 DEFAULT_REFINE_TOP_K = 5
+# Screening (``refine.py``): the gradient methods that may pick the units to score exactly
+# (one pass over the input, no options to choose), and how many units they pick by default
+# (on the 868-word benchmark input saliency's top 100 held 9 of exhaustive occlusion's top 10
+# at 15 % of its forward tokens: benchmarks/RESULTS_refine_cpu.md).
+SCREENS = (AttributionMethod.SALIENCY, AttributionMethod.INPUT_X_GRADIENT)
+DEFAULT_SCREEN_TOP_K = 100
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,11 @@ class Plan:
         coarse_granularity: coarse-to-fine refinement (``refine.py``): score these coarser
             units first, then ``granularity`` units inside the top ``refine_top_k`` of them.
             None: score every unit of ``granularity`` directly.
-        refine_top_k: how many coarse units to refine (set whenever coarse_granularity is).
+        refine_top_k: how many coarse units to refine (set whenever coarse_granularity is),
+            or with ``screen`` how many units the screen picks.
+        screen: screened refinement (``refine.py``): this gradient method scores every unit in
+            one pass, then the method scores only the ``refine_top_k`` units of largest
+            |screen score|. None: no screen. Never set together with coarse_granularity.
         faithfulness: measure each result's faithfulness with these options (None: do not).
         faithfulness_baseline: how the faithfulness probes remove a unit (resolved with the
             tokenizer; None for a Plan rebuilt from a record).
@@ -73,6 +83,7 @@ class Plan:
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     coarse_granularity: Granularity | None = None
     refine_top_k: int | None = None
+    screen: AttributionMethod | None = None
     faithfulness: FaithfulnessOptions | None = None
     faithfulness_baseline: Baseline | None = None
 
@@ -84,7 +95,11 @@ class Plan:
     @property
     def scorer(self) -> Scorer:
         """What scores a group of encoded items: the method's own ``score``, or both stages of
-        a coarse-to-fine refinement around it."""
+        a coarse-to-fine or screened refinement around it."""
+        if self.screen is not None:
+            from .refine import score_screened
+
+            return score_screened
         if self.coarse_granularity is None:
             return self.spec.score
         from .refine import score_refined
@@ -94,6 +109,8 @@ class Plan:
     @property
     def refinement_params(self) -> dict[str, Any]:
         """The refinement settings as results record them in ``params`` (empty without one)."""
+        if self.screen is not None:
+            return {"screen": self.screen.value, "refine_top_k": self.refine_top_k}
         if self.coarse_granularity is None:
             return {}
         return {"coarse_granularity": self.coarse_granularity.value, "refine_top_k": self.refine_top_k}
@@ -128,6 +145,7 @@ class Plan:
         params = dict(params or {})
         coarse = params.pop("coarse_granularity", None)
         top_k = params.pop("refine_top_k", None)
+        screen = params.pop("screen", None)
         fields = spec.options_model.model_fields
         return cls(
             method=spec.method,
@@ -138,6 +156,7 @@ class Plan:
             extra_params=tuple((k, v) for k, v in params.items() if k not in fields),
             coarse_granularity=None if coarse is None else Granularity.parse(coarse),
             refine_top_k=top_k,
+            screen=None if screen is None else AttributionMethod.parse(screen),
             faithfulness=None
             if not faithfulness
             else FaithfulnessOptions(**{k: faithfulness[k] for k in _RECORDED_CHECK if k in faithfulness}),
@@ -210,6 +229,7 @@ def build_plan(
     options: Mapping[str, Any] | None = None,
     coarse_granularity: Granularity | str | None = None,
     refine_top_k: int | None = None,
+    screen: AttributionMethod | str | None = None,
     faithfulness: bool | Mapping[str, Any] | FaithfulnessOptions | None = False,
 ) -> Plan:
     """The Plan of one call: method, granularity and options validated (errors name the valid
@@ -219,7 +239,7 @@ def build_plan(
         raise InvalidRequestError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     spec = get_method(method)
     gran = Granularity.parse(granularity)
-    coarse, top_k = refinement_settings(spec, gran, coarse_granularity, refine_top_k)
+    coarse, top_k, screen = refinement_settings(spec, gran, coarse_granularity, refine_top_k, screen)
     opts = spec.parse_options(dict(options or {}))
     baseline, extra = spec.baseline(tokenizer, opts, vocab_size)
     check, check_baseline = (
@@ -239,29 +259,43 @@ def build_plan(
         max_new_tokens=max_new_tokens,
         coarse_granularity=coarse,
         refine_top_k=top_k,
+        screen=screen,
         faithfulness=check,
         faithfulness_baseline=check_baseline,
     )
 
 
 def refinement_settings(
-    spec: MethodSpec, fine: Granularity, coarse: Granularity | str | None, top_k: int | None
-) -> tuple[Granularity | None, int | None]:
-    """Validated refinement settings: (None, None) without one; else the coarse granularity
-    (strictly coarser than ``fine``) and how many of its units to refine (default 5)."""
-    if coarse is None:
+    spec: MethodSpec,
+    fine: Granularity,
+    coarse: Granularity | str | None,
+    top_k: int | None,
+    screen: AttributionMethod | str | None = None,
+) -> tuple[Granularity | None, int | None, AttributionMethod | None]:
+    """Validated refinement settings: (None, None, None) without one; else the coarse
+    granularity (strictly coarser than ``fine``) or the screen (a method of ``SCREENS``), and
+    how many of their units to refine (default 5 coarse units, or 100 screened units)."""
+    if coarse is None and screen is None:
         if top_k is not None:
             raise InvalidRequestError(
-                "refine_top_k needs coarse_granularity, the coarser units to score first (e.g. 'sentence')"
+                "refine_top_k needs coarse_granularity (the coarser units to score first, e.g. "
+                "'sentence') or screen (the gradient method that picks the units, e.g. 'saliency')"
             )
-        return None, None
-    coarse = Granularity.parse(coarse)
-    if not spec.refines:
+        return None, None, None
+    if coarse is not None and screen is not None:
         raise InvalidRequestError(
-            f"coarse-to-fine refinement is for perturbation methods, whose cost grows with the "
-            f"number of units; {spec.method.value} scores every token in the same passes at any "
-            "granularity, so refining would save nothing: drop coarse_granularity/refine_top_k"
+            "coarse_granularity and screen are two ways to choose what to refine; give one of them"
         )
+    if not spec.refines:
+        kind = "coarse-to-fine" if screen is None else "screened"
+        raise InvalidRequestError(
+            f"{kind} refinement is for perturbation methods, whose cost grows with the "
+            f"number of units; {spec.method.value} scores every token in the same passes at any "
+            "granularity, so refining would save nothing: drop coarse_granularity/screen/refine_top_k"
+        )
+    if screen is not None:
+        return None, _top_k(top_k, DEFAULT_SCREEN_TOP_K), _screen(screen)
+    coarse = Granularity.parse(coarse)
     if coarse.level <= fine.level:
         coarser = [g.value for g in Granularity if g.level > fine.level]
         raise InvalidRequestError(
@@ -269,7 +303,25 @@ def refinement_settings(
             + (f"choose one of: {', '.join(coarser)}" if coarser else "nothing is coarser than a message")
             + " (message > paragraph > sentence > word > token)"
         )
-    top_k = DEFAULT_REFINE_TOP_K if top_k is None else top_k
+    return coarse, _top_k(top_k, DEFAULT_REFINE_TOP_K), None
+
+
+def _top_k(top_k: int | None, default: int) -> int:
+    top_k = default if top_k is None else top_k
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InvalidRequestError(f"refine_top_k must be a whole number >= 1, got {top_k!r}")
-    return coarse, top_k
+    return top_k
+
+
+def _screen(screen: AttributionMethod | str) -> AttributionMethod:
+    names = ", ".join(m.value for m in SCREENS)
+    try:
+        method = AttributionMethod.parse(screen)
+    except InvalidRequestError:
+        method = None
+    if method not in SCREENS:
+        raise InvalidRequestError(
+            f"unknown screen {screen!r}; choose one of: {names} (a gradient method that scores "
+            "every unit in one forward+backward pass)"
+        )
+    return method

@@ -19,6 +19,20 @@
    accident. Their coarse unit's score is in ``result.coarse_attributions``;
    ``metadata.refinement`` holds what was refined and both stages' cost.
 
+Screened refinement, ``explain(..., granularity="word", screen="saliency", refine_top_k=100)``
+(after AttriBoT's proxies, Liu et al. 2024, https://arxiv.org/abs/2411.15102: a cheap score
+picks the candidates, the exact method scores only those):
+
+1. *Screen.* The gradient method ``screen`` (``plan.SCREENS``: saliency or input x gradient,
+   default options) scores every unit in one forward+backward pass of the item.
+2. *Exact stage.* The ``refine_top_k`` units with the largest |screen score| (ties: the earlier
+   unit) are scored by the method, every other unit of the prompt kept, exactly as the fine
+   stage above (occlusion: the same scores as exhaustive occlusion for those units).
+3. *Result.* Scored units carry ``refined=True``; the others get ``UNREFINED_SCORE`` and
+   ``refined=False``, with the same ranking rule as above. The screen's scores are not stored
+   (they rank, they do not attribute); ``metadata.refinement`` holds the scored positions and
+   both stages' cost (the screen's ``n_backward`` too).
+
 Gradient methods cost the same at every granularity (one pass scores every token), so
 refinement would save nothing there: asking for it is an error (``plan.py``).
 """
@@ -32,6 +46,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .methods.base import RawScores
+from .methods.registry import get_method
 from .prompt import EncodedInput, Unit
 
 if TYPE_CHECKING:
@@ -48,6 +63,7 @@ class StageRaw:
     n_units: int
     n_forward: int
     n_sequences: int
+    n_backward: int = 0
 
 
 @dataclass
@@ -60,6 +76,15 @@ class RefinementRaw:
     refined: list[int]  # positions of the refined coarse units, in prompt order
     owner: list[int]  # per fine unit: its coarse unit (-1: none holds any of its tokens)
     coarse: StageRaw
+    fine: StageRaw
+
+
+@dataclass
+class ScreenRaw:
+    """The screen of one item: which units it picked and both stages' cost."""
+
+    scored: list[int]  # positions of the units scored exactly, in prompt order
+    screen: StageRaw
     fine: StageRaw
 
 
@@ -88,7 +113,7 @@ def _nearest(unit: Unit, coarse_units: Sequence[Unit]) -> int:
     return same[0] if same else -1
 
 
-def top_coarse(scores: torch.Tensor, k: int) -> list[int]:
+def top_units(scores: torch.Tensor, k: int) -> list[int]:
     """The ``k`` positions with the largest |score| (ties: the earlier), in prompt order."""
     order = sorted(range(scores.shape[0]), key=lambda i: (-abs(float(scores[i])), i))
     return sorted(order[:k])
@@ -100,7 +125,7 @@ def score_refined(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> 
     coarse_items = [_with_units(e, _coarse_units(e)) for e in items]
     coarse = score(engine, plan, coarse_items)
     owners = [coarse_owner(e, c.units) for e, c in zip(items, coarse_items)]
-    chosen = [top_coarse(c.scores, plan.refine_top_k or 1) for c in coarse]
+    chosen = [top_units(c.scores, plan.refine_top_k or 1) for c in coarse]
     inside = [[i for i, o in enumerate(own) if o in set(picked)] for own, picked in zip(owners, chosen)]
     todo = [i for i, fine in enumerate(inside) if fine]
     fine = dict(
@@ -151,6 +176,64 @@ def score_refined(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> 
             )
         )
     return out
+
+
+def score_screened(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> list[RawScores]:
+    """The screen, then the method on the units it picked, for a group of items."""
+    screen = get_method(plan.screen)
+    # the screen's own Plan: its default options, no baseline (SCREENS take none), no refinement
+    screen_plan = replace(
+        plan,
+        method=screen.method,
+        options=screen.parse_options({}),
+        baseline=None,
+        extra_params=(),
+        per_target_token=False,
+        screen=None,
+        refine_top_k=None,
+    )
+    screened = screen.score(engine, screen_plan, items)
+    picked = [top_units(r.scores, plan.refine_top_k or 1) for r in screened]
+    todo = [i for i, p in enumerate(picked) if p]
+    exact = plan.spec.score(
+        engine, plan, [_with_units(items[i], [items[i].units[u] for u in picked[i]]) for i in todo]
+    )
+    fine = dict(zip(todo, exact))
+    return [_screened_raw(e, plan, screened[i], fine.get(i), picked[i]) for i, e in enumerate(items)]
+
+
+def _screened_raw(
+    e: EncodedInput, plan: Plan, screen: RawScores, stage: RawScores | None, picked: list[int]
+) -> RawScores:
+    """One item's result: exact scores at the picked units, ``UNREFINED_SCORE`` elsewhere."""
+    scores = torch.full((e.n_units,), UNREFINED_SCORE, dtype=torch.float64)
+    ptt = None
+    if plan.per_target_token:
+        ptt = torch.full((e.n_target_tokens, e.n_units), UNREFINED_SCORE, dtype=torch.float64)
+    std = None
+    if stage is not None:
+        scores[picked] = stage.scores.double()
+        if stage.std_error is not None:  # NaN: not sampled (results store None)
+            std = torch.full((e.n_units,), float("nan"), dtype=torch.float64)
+            std[picked] = stage.std_error.double()
+        if ptt is not None and stage.per_target_token is not None:
+            ptt[:, picked] = stage.per_target_token.double()
+    cost = StageRaw(e.n_units, screen.n_forward, screen.n_sequences, screen.n_backward)
+    fine_cost = StageRaw(len(picked), *_cost(stage))
+    # f(x) from the exact stage when it ran (the perturbation engine's value, as unscreened)
+    ends = stage if stage is not None else screen
+    return RawScores(
+        scores=scores,
+        per_target_token=ptt,
+        target_log_prob=ends.target_log_prob,
+        contrast_log_prob=ends.contrast_log_prob,
+        n_forward=cost.n_forward + fine_cost.n_forward,
+        n_sequences=cost.n_sequences + fine_cost.n_sequences,
+        n_backward=cost.n_backward,
+        warnings=screen.warnings + (stage.warnings if stage is not None else []),
+        std_error=std,
+        refinement=ScreenRaw(scored=picked, screen=cost, fine=fine_cost),
+    )
 
 
 def _with_units(encoded: EncodedInput, units: list[Unit]) -> EncodedInput:

@@ -50,9 +50,9 @@ class Attribution(BaseModel):
     char_end: int = Field(description="end offset (exclusive) in that message's content")
     refined: bool | None = Field(
         default=None,
-        description="coarse-to-fine runs only: True if the unit was scored at this granularity, "
-        "False if it lies in a coarse unit that was not refined (its score is then 0.0); for a "
-        "coarse unit, whether it was refined",
+        description="refined runs only: True if the unit was scored at this granularity, "
+        "False if it lies in a coarse unit that was not refined, or the screen did not pick it "
+        "(its score is then 0.0); for a coarse unit, whether it was refined",
     )
     coarse_position: int | None = Field(
         default=None,
@@ -97,24 +97,33 @@ def role_totals(attributions: list[Attribution]) -> list[RoleTotal]:
 
 
 class StageCost(BaseModel):
-    """One stage of a coarse-to-fine refinement: what it scored and what that cost."""
+    """One stage of a refinement: what it scored and what that cost."""
 
-    stage: str = Field(description="'coarse' or 'fine'")
+    stage: str = Field(description="'coarse' or 'fine'; a screened run: 'screen' or 'fine'")
     granularity: Granularity
     n_units: int = Field(description="units the stage scored")
     n_forward: int
     n_sequences: int
+    n_backward: int = Field(default=0, description="backward passes (the screen's gradient)")
 
 
 class Refinement(BaseModel):
-    """How a coarse-to-fine result was computed (``refine.py``): the coarse units scored first,
-    which of them were refined, and both stages' cost (``metadata.n_forward`` and
-    ``n_sequences`` are their sums)."""
+    """How a refined result was computed (``refine.py``): coarse-to-fine (the coarse units
+    scored first, which of them were refined) or screened (the gradient screen that picked the
+    units scored exactly), and both stages' cost (``metadata.n_forward``, ``n_sequences`` and
+    ``n_backward`` are their sums)."""
 
-    coarse_granularity: Granularity
+    coarse_granularity: Granularity | None = Field(default=None, description="coarse-to-fine runs")
+    screen: str | None = Field(default=None, description="screened runs: the screening gradient method")
     refine_top_k: int
-    refined: list[int] = Field(description="positions of the refined units in coarse_attributions")
-    unrefined_score: float = Field(description="the score every unit of an unrefined coarse unit carries")
+    refined: list[int] = Field(
+        description="coarse-to-fine: positions of the refined units in coarse_attributions; "
+        "screened: positions of the units scored exactly in attributions"
+    )
+    unrefined_score: float = Field(
+        description="the score every unit not scored at this granularity carries (inside an "
+        "unrefined coarse unit, or not picked by the screen)"
+    )
     stages: list[StageCost]
 
 
@@ -323,11 +332,24 @@ def _attributions(
 
 def _refinement(
     plan: Plan, raw: RawScores, attributions: list[Attribution]
-) -> tuple[list[Attribution], Refinement]:
-    """Mark each fine unit refined or not (with its coarse unit), and the coarse stage."""
-    from .refine import UNREFINED_SCORE
+) -> tuple[list[Attribution] | None, Refinement]:
+    """Mark each fine unit refined or not (with its coarse unit), and the coarse stage; a
+    screened run has no coarse stage."""
+    from .refine import UNREFINED_SCORE, ScreenRaw
 
     info = raw.refinement
+    if isinstance(info, ScreenRaw):
+        scored = set(info.scored)
+        for a in attributions:
+            a.refined = a.position in scored
+        stages = [_stage("screen", plan.granularity, info.screen), _stage("fine", plan.granularity, info.fine)]
+        return None, Refinement(
+            screen=plan.screen.value,
+            refine_top_k=plan.refine_top_k,
+            refined=info.scored,
+            unrefined_score=UNREFINED_SCORE,
+            stages=stages,
+        )
     refined = set(info.refined)
     for a, owner in zip(attributions, info.owner):
         a.refined = owner in refined
@@ -335,19 +357,22 @@ def _refinement(
     coarse = _attributions(info.coarse_units, info.coarse_scores.tolist(), info.coarse_std_error)
     for a in coarse:
         a.refined = a.position in refined
-    stages = [
-        StageCost(
-            stage=name, granularity=g, n_units=c.n_units, n_forward=c.n_forward, n_sequences=c.n_sequences
-        )
-        for name, g, c in (
-            ("coarse", plan.coarse_granularity, info.coarse),
-            ("fine", plan.granularity, info.fine),
-        )
-    ]
+    stages = [_stage("coarse", plan.coarse_granularity, info.coarse), _stage("fine", plan.granularity, info.fine)]
     return coarse, Refinement(
         coarse_granularity=plan.coarse_granularity,
         refine_top_k=plan.refine_top_k,
         refined=info.refined,
         unrefined_score=UNREFINED_SCORE,
         stages=stages,
+    )
+
+
+def _stage(name: str, granularity: Granularity, cost: StageRaw) -> StageCost:
+    return StageCost(
+        stage=name,
+        granularity=granularity,
+        n_units=cost.n_units,
+        n_forward=cost.n_forward,
+        n_sequences=cost.n_sequences,
+        n_backward=cost.n_backward,
     )

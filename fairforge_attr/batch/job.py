@@ -80,7 +80,7 @@ class BatchJob:
     The settings are one Plan: give ``plan`` (e.g. one built by ``explainer.plan(...)``), or
     ``method``, ``granularity``, ``seed``, ``per_target_token``, ``faithfulness``,
     ``generate``, ``max_new_tokens``, ``options`` and the refinement settings
-    (``coarse_granularity``, ``refine_top_k``) to build it (defaults: the explainer's).
+    (``coarse_granularity`` or ``screen``, ``refine_top_k``) to build it (defaults: the explainer's).
     With ``generate``, a line without a target is explained with the model's own greedy
     answer, stored in its row (``target_generated``); a resumed job keeps the answers it
     stored. Call ``resume()`` to keep what an earlier run of ``output``
@@ -111,6 +111,7 @@ class BatchJob:
         options: dict[str, Any] | None = None,
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
+        screen: AttributionMethod | str | None = None,
         plan: Plan | None = None,
         fail_fast: bool = False,
         faithfulness: bool | dict[str, Any] = False,
@@ -124,6 +125,7 @@ class BatchJob:
                 per_target_token=per_target_token,
                 coarse_granularity=coarse_granularity,
                 refine_top_k=refine_top_k,
+                screen=screen,
                 faithfulness=faithfulness,
                 generate=generate,
                 max_new_tokens=max_new_tokens,

@@ -163,7 +163,7 @@ class RayBatchJob(BatchJob):
         output: as for BatchJob.
         ray: where and how wide to run.
         method, granularity, seed, per_target_token, generate, max_new_tokens, options,
-            coarse_granularity, refine_top_k, plan, fail_fast, faithfulness: as for BatchJob
+            coarse_granularity, refine_top_k, screen, plan, fail_fast, faithfulness: as for BatchJob
             (the workers generate missing targets).
     """
 
@@ -182,6 +182,7 @@ class RayBatchJob(BatchJob):
         options: dict[str, Any] | None = None,
         coarse_granularity: Granularity | str | None = None,
         refine_top_k: int | None = None,
+        screen: AttributionMethod | str | None = None,
         plan: Plan | None = None,
         fail_fast: bool = False,
         faithfulness: bool | dict[str, Any] = False,
@@ -203,6 +204,7 @@ class RayBatchJob(BatchJob):
                 options=options,
                 coarse_granularity=coarse_granularity,
                 refine_top_k=refine_top_k,
+                screen=screen,
             )
         # the driver stands in for the explainer: its model_name is all the job asks of it
         super().__init__(driver, output, plan=plan, fail_fast=fail_fast)  # type: ignore[arg-type]

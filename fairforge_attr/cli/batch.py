@@ -123,6 +123,7 @@ def batch(
     granularity: o.GranularityOpt = Granularity.WORD,
     coarse: o.Coarse = None,
     refine_top: o.RefineTop = None,
+    screen: o.Screen = None,
     seed: o.Seed = 0,
     n_samples: o.NSamples = None,
     n_steps: o.NSteps = None,
@@ -228,7 +229,7 @@ def batch(
         extra=option,
     )
     check = faithfulness_options(faithfulness, faithfulness_option)
-    refine = refinement(method, granularity, coarse, refine_top)
+    refine = refinement(method, granularity, coarse, refine_top, screen)
 
     from ..batch import count_items
     from ..plan import DEFAULT_MAX_NEW_TOKENS

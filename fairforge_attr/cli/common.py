@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import functools
 import json
 import os
@@ -181,23 +183,27 @@ def _parse_value(raw: str) -> Any:
         return raw
 
 
-def refinement(method: Any, granularity: Any, coarse: Any, refine_top: int | None) -> dict[str, Any]:
-    """``--coarse``/``--refine-top`` checked before any model loads (a gradient method, or a
-    --coarse that is not coarser than --granularity, is a usage error)."""
+def refinement(
+    method: Any, granularity: Any, coarse: Any, refine_top: int | None, screen: str | None = None
+) -> dict[str, Any]:
+    """``--coarse``/``--screen``/``--refine-top`` checked before any model loads (a gradient
+    method, a --coarse that is not coarser than --granularity, an unknown --screen or both of
+    them is a usage error)."""
     from ..errors import InvalidRequestError
     from ..methods.registry import get_method
     from ..plan import refinement_settings
     from ..types import Granularity
 
     try:
-        coarse, top_k = refinement_settings(
-            get_method(method), Granularity.parse(granularity), coarse, refine_top
+        coarse, top_k, picked = refinement_settings(
+            get_method(method), Granularity.parse(granularity), coarse, refine_top, screen
         )
     except InvalidRequestError as exc:
-        hint = "--coarse" if coarse is not None else "--refine-top"
+        hint = "--screen" if screen is not None else "--coarse" if coarse is not None else "--refine-top"
         message = str(exc).replace("coarse_granularity", "--coarse").replace("refine_top_k", "--refine-top")
+        message = re.sub(r"\bscreen\b", "--screen", message)  # not 'screened'
         raise typer.BadParameter(message, param_hint=hint) from None
-    return {"coarse_granularity": coarse, "refine_top_k": top_k}
+    return {"coarse_granularity": coarse, "refine_top_k": top_k, "screen": picked}
 
 
 def faithfulness_options(enabled: bool, entries: list[str] | None) -> dict[str, Any] | bool:

@@ -36,6 +36,7 @@ Examples:
   ffattr explain "Hi" -t "Hello!" --method occlusion --format json
   ffattr explain "Hi" -t "Hello!" --per-target-token --output hi.html
   ffattr explain --messages rag.json -t "1889." --method occlusion --coarse sentence --refine-top 5
+  ffattr explain --messages rag.json -t "1889." --method occlusion --screen saliency --refine-top 100
   ffattr explain "Hi" -t "Hello!" --faithfulness     # can I trust these scores?
 
 Scores are in nats of log p(target): red units raised the target's log-probability, blue ones lowered it. With --contrast they are in nats of log p(target) - log p(contrast): red units made the model prefer the target to the contrast.
@@ -118,6 +119,7 @@ def explain(
     granularity: o.GranularityOpt = Granularity.WORD,
     coarse: o.Coarse = None,
     refine_top: o.RefineTop = None,
+    screen: o.Screen = None,
     seed: o.Seed = 0,
     n_samples: o.NSamples = None,
     n_steps: o.NSteps = None,
@@ -164,7 +166,7 @@ def explain(
         extra=option,
     )
     check = faithfulness_options(faithfulness, faithfulness_option)
-    refine = refinement(method, granularity, coarse, refine_top)
+    refine = refinement(method, granularity, coarse, refine_top, screen)
     if output is not None:
         from ..io.writers import ensure_writable
 

@@ -106,13 +106,27 @@ Coarse = Annotated[
         rich_help_panel=METHOD_PANEL,
     ),
 ]
+Screen = Annotated[
+    str | None,
+    typer.Option(
+        "--screen",
+        metavar="METHOD",
+        help="Screened refinement (perturbation methods; instead of --coarse): score every unit "
+        "with this gradient method in one forward+backward pass (saliency or input_x_gradient), "
+        "then score only its --refine-top strongest units with --method; the others get score 0 "
+        "and are marked unrefined. For long inputs: hundreds of units, most of them weak.",
+        show_default=False,
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
 RefineTop = Annotated[
     int | None,
     typer.Option(
         "--refine-top",
         min=1,
-        help="With --coarse: how many coarse units (largest |score|) to refine.",
-        show_default="5",
+        help="With --coarse: how many coarse units (largest |score|) to refine (default 5); with "
+        "--screen: how many units (largest |screen score|) to score (default 100).",
+        show_default=False,
         rich_help_panel=METHOD_PANEL,
     ),
 ]

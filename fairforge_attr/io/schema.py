@@ -44,11 +44,13 @@ _STAGE = pa.struct(
         pa.field("n_units", pa.int64()),
         pa.field("n_forward", pa.int64()),
         pa.field("n_sequences", pa.int64()),
+        pa.field("n_backward", pa.int64()),
     ]
 )
 _REFINEMENT = pa.struct(
     [
         pa.field("coarse_granularity", pa.string()),
+        pa.field("screen", pa.string()),
         pa.field("refine_top_k", pa.int32()),
         pa.field("refined", pa.list_(pa.int32())),
         pa.field("unrefined_score", pa.float64()),

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..engine import Baseline, Engine
     from ..plan import Plan
     from ..prompt import EncodedInput
-    from ..refine import RefinementRaw
+    from ..refine import RefinementRaw, ScreenRaw
 
 
 @dataclass
@@ -36,7 +36,7 @@ class RawScores:
     n_backward: int = 0
     convergence_delta: float | None = None
     warnings: list[str] = field(default_factory=list)
-    refinement: RefinementRaw | None = None  # coarse-to-fine runs only (``refine.py``)
+    refinement: RefinementRaw | ScreenRaw | None = None  # refined runs only (``refine.py``)
     contrast_log_prob: float | None = None  # log p(contrast | x) of a contrastive item
     std_error: torch.Tensor | None = None  # [n_units], sampled methods only (of f, not per target token)
 

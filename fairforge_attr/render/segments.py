@@ -34,9 +34,15 @@ def pieces(
 
 
 def refinement_note(result: AttributionResult) -> str:
-    """E.g. "refined 5 of 112 sentences (113 + 61 sequences); dim units not refined"."""
+    """E.g. "refined 5 of 112 sentences (113 + 61 sequences); dim units not refined", or
+    "saliency screen picked 100 of 868 words (1 + 101 sequences); dim units not scored"."""
     r = result.metadata.refinement
     coarse, fine = r.stages
+    if r.screen is not None:
+        return (
+            f"{r.screen} screen picked {len(r.refined)} of {coarse.n_units} {result.granularity.value}s "
+            f"({coarse.n_sequences} + {fine.n_sequences} sequences); dim units not scored"
+        )
     return (
         f"refined {len(r.refined)} of {coarse.n_units} {r.coarse_granularity.value}s "
         f"({coarse.n_sequences} + {fine.n_sequences} sequences); dim units not refined"

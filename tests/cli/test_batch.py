@@ -296,3 +296,21 @@ def test_refined_rows_carry_their_coarse_units_and_both_stages(run, cli, tmp_pat
     assert json.loads(bullets["params"])["coarse_granularity"] == "sentence"
     shown = cli("show", out, "--id", "bullets")
     assert shown.exit_code == 0 and "refined 1 of" in " ".join(shown.stdout.split())
+
+
+def test_screened_rows_carry_the_screen_and_its_cost(run, cli, tmp_path):
+    out = tmp_path / "out.parquet"
+    res = run(SMALL, out, "--screen", "input_x_gradient", "--refine-top", "2")
+    assert res.exit_code == 0, res.stderr
+    bullets = next(r for r in pq.read_table(out).to_pylist() if r["id"] == "bullets")
+    assert sum(u["refined"] for u in bullets["units"]) == 2
+    assert all(u["score"] == 0.0 for u in bullets["units"] if not u["refined"])
+    refinement = bullets["refinement"]
+    assert refinement["screen"] == "input_x_gradient" and refinement["coarse_granularity"] is None
+    assert [s["stage"] for s in refinement["stages"]] == ["screen", "fine"]
+    assert bullets["n_sequences"] == sum(s["n_sequences"] for s in refinement["stages"])
+    assert refinement["stages"][0]["n_backward"] >= 1
+    shown = cli("show", out, "--id", "bullets")
+    assert shown.exit_code == 0 and "input_x_gradient screen picked 2 of" in " ".join(shown.stdout.split())
+    res = run(SMALL, out, "--resume", "--screen", "saliency", "--refine-top", "2")
+    assert res.exit_code == 2 and "'screen': 'input_x_gradient'" in res.stderr

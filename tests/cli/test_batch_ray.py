@@ -125,9 +125,16 @@ def test_small_tasks_and_a_folder_of_parts(batch, big_input, local_rows, tmp_pat
     _same_rows(rows, local_rows, tolerance=1e-4)
 
 
-def test_refinement_reaches_the_workers(batch, tmp_path):
-    """--coarse/--refine-top build the driver's Plan, which every actor scores with."""
-    refine = ["--granularity", "word", "--coarse", "message", "--refine-top", "1"]
+@pytest.mark.parametrize(
+    ("refine", "recorded"),
+    [
+        (["--coarse", "message", "--refine-top", "1"], ("coarse_granularity", "message")),
+        (["--screen", "saliency", "--refine-top", "2"], ("screen", "saliency")),
+    ],
+)
+def test_refinement_reaches_the_workers(batch, tmp_path, refine, recorded):
+    """--coarse or --screen and --refine-top build the driver's Plan, which every actor scores with."""
+    refine = ["--granularity", "word", *refine]
     local, remote = tmp_path / "local.parquet", tmp_path / "ray.parquet"
     assert batch(SAMPLE / "batch_small.jsonl", local, *refine).exit_code == 0
     res = batch(SAMPLE / "batch_small.jsonl", remote, *refine, *RAY)
@@ -135,7 +142,8 @@ def test_refinement_reaches_the_workers(batch, tmp_path):
     rows, want = pq.read_table(remote).to_pylist(), pq.read_table(local).to_pylist()
     _same_rows(rows, want, tolerance=1e-4)
     for row in rows:
-        assert row["refinement"]["coarse_granularity"] == "message" and row["refinement"]["refine_top_k"] == 1
+        assert row["refinement"][recorded[0]] == recorded[1]
+        assert row["refinement"]["refine_top_k"] == int(refine[-1])
         assert [u["refined"] for u in row["units"]] == [u["refined"] for u in want[rows.index(row)]["units"]]
 
 

@@ -146,6 +146,9 @@ def test_colour_on_a_terminal_and_off_with_no_color(cli, qwen_dir):
         (["--method", "saliency", "--coarse", "sentence"], "--coarse: coarse-to-fine refinement is for"),
         (["--method", "occlusion", "-g", "sentence", "--coarse", "word"], "not coarser than"),
         (["--method", "occlusion", "--refine-top", "2"], "--refine-top needs --coarse"),
+        (["--method", "occlusion", "--screen", "lime"], "--screen: unknown --screen 'lime'; choose one of: saliency"),
+        (["--method", "occlusion", "--screen", "saliency", "--coarse", "sentence"], "give one of them"),
+        (["--method", "saliency", "--screen", "saliency"], "--screen: screened refinement is for perturbation methods"),
         (["--method", "occlusion", "--coarse", "sentence", "--refine-top", "0"], "refine-top"),
     ],
 )
@@ -271,3 +274,17 @@ def test_coarse_to_fine_flags(cli, qwen_dir):
     assert payload["metadata"]["refinement"]["refine_top_k"] == 5  # the default
     assert all(a["refined"] for a in payload["attributions"])  # 5 >= 3 sentences: all refined
     assert len(payload["coarse_attributions"]) == 3
+
+
+def test_screen_flags(cli, qwen_dir):
+    text = "Be brief. What is the capital of France? Answer in one word, please."
+    args = ["explain", text, "-t", PARIS, "-m", qwen_dir, "--method", "occlusion", "--screen", "saliency"]
+    res = _ok(cli(*args, "--refine-top", "3"))
+    assert "saliency screen picked 3 of 17 words" in " ".join(res.stdout.split())
+    payload = json.loads(_ok(cli(*args, "--refine-top", "3", "-f", "json")).stdout)
+    refinement = payload["metadata"]["refinement"]
+    assert refinement["screen"] == "saliency" and refinement["refine_top_k"] == 3
+    assert [s["stage"] for s in refinement["stages"]] == ["screen", "fine"]
+    assert refinement["stages"][0]["n_backward"] >= 1
+    assert sum(a["refined"] for a in payload["attributions"]) == 3
+    assert payload["metadata"]["params"]["screen"] == "saliency"
