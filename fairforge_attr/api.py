@@ -135,7 +135,8 @@ class AttributionExplainer:
         the 5 sentences with the largest |score|; the others' units get score 0.0 and
         ``refined=False`` (see ``fairforge_attr.refine``). Screened refinement:
         ``screen="saliency", refine_top_k=100`` scores every unit by saliency in one
-        forward+backward pass, then scores only its 100 strongest units with the method.
+        forward+backward pass (``"input_x_gradient"`` likewise, ``"integrated_gradients"`` in
+        8 steps), then scores only its 100 strongest units with the method.
         """
         request = make_request(messages, target, prompt, contrast)
         plan = self.plan(

@@ -33,11 +33,15 @@ if TYPE_CHECKING:
 DEFAULT_SEED = 0
 DEFAULT_MAX_NEW_TOKENS = 64
 DEFAULT_REFINE_TOP_K = 5
-# Screening (``refine.py``): the gradient methods that may pick the units to score exactly
-# (one pass over the input, no options to choose), and how many units they pick by default
-# (on the 868-word benchmark input saliency's top 100 held 9 of exhaustive occlusion's top 10
-# at 15 % of its forward tokens: benchmarks/RESULTS_refine_cpu.md).
-SCREENS = (AttributionMethod.SALIENCY, AttributionMethod.INPUT_X_GRADIENT)
+# Screening (``refine.py``): the gradient methods that may pick the units to score exactly,
+# with the options each runs with (fixed: a screen ranks, so its cost is what matters; 8
+# integrated-gradients steps are 10 sequences), and how many units a screen picks by default
+# (measured on the benchmark's long inputs: benchmarks/RESULTS_refine_cpu.md).
+SCREENS: dict[AttributionMethod, dict[str, Any]] = {
+    AttributionMethod.SALIENCY: {},
+    AttributionMethod.INPUT_X_GRADIENT: {},
+    AttributionMethod.INTEGRATED_GRADIENTS: {"n_steps": 8},
+}
 DEFAULT_SCREEN_TOP_K = 100
 
 
@@ -67,6 +71,8 @@ class Plan:
         screen: screened refinement (``refine.py``): this gradient method scores every unit in
             one pass, then the method scores only the ``refine_top_k`` units of largest
             |screen score|. None: no screen. Never set together with coarse_granularity.
+        screen_baseline: the screen's resolved baseline (integrated gradients' starting
+            embedding; None for the other screens, or for a Plan rebuilt from a record).
         faithfulness: measure each result's faithfulness with these options (None: do not).
         faithfulness_baseline: how the faithfulness probes remove a unit (resolved with the
             tokenizer; None for a Plan rebuilt from a record).
@@ -84,6 +90,7 @@ class Plan:
     coarse_granularity: Granularity | None = None
     refine_top_k: int | None = None
     screen: AttributionMethod | None = None
+    screen_baseline: Baseline | None = None
     faithfulness: FaithfulnessOptions | None = None
     faithfulness_baseline: Baseline | None = None
 
@@ -260,6 +267,7 @@ def build_plan(
         coarse_granularity=coarse,
         refine_top_k=top_k,
         screen=screen,
+        screen_baseline=None if screen is None else screen_spec(tokenizer, vocab_size, screen)[1],
         faithfulness=check,
         faithfulness_baseline=check_baseline,
     )
@@ -311,6 +319,15 @@ def _top_k(top_k: int | None, default: int) -> int:
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InvalidRequestError(f"refine_top_k must be a whole number >= 1, got {top_k!r}")
     return top_k
+
+
+def screen_spec(
+    tokenizer: PreTrainedTokenizerBase, vocab_size: int, screen: AttributionMethod
+) -> tuple[BaseModel, Baseline | None]:
+    """The screen's options (``SCREENS``) and its resolved baseline."""
+    spec = get_method(screen)
+    options = spec.parse_options(SCREENS[screen])
+    return options, spec.baseline(tokenizer, options, vocab_size)[0]
 
 
 def _screen(screen: AttributionMethod | str) -> AttributionMethod:

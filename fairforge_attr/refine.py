@@ -23,8 +23,9 @@ Screened refinement, ``explain(..., granularity="word", screen="saliency", refin
 (after AttriBoT's proxies, Liu et al. 2024, https://arxiv.org/abs/2411.15102: a cheap score
 picks the candidates, the exact method scores only those):
 
-1. *Screen.* The gradient method ``screen`` (``plan.SCREENS``: saliency or input x gradient,
-   default options) scores every unit in one forward+backward pass of the item.
+1. *Screen.* The gradient method ``screen`` (``plan.SCREENS``) scores every unit: saliency or
+   input x gradient in one forward+backward pass of the item, integrated gradients with 8
+   steps in 8 (and 2 forward passes for its end points).
 2. *Exact stage.* The ``refine_top_k`` units with the largest |screen score| (ties: the earlier
    unit) are scored by the method, every other unit of the prompt kept, exactly as the fine
    stage above (occlusion: the same scores as exhaustive occlusion for those units).
@@ -47,6 +48,7 @@ import torch
 
 from .methods.base import RawScores
 from .methods.registry import get_method
+from .plan import SCREENS
 from .prompt import EncodedInput, Unit
 
 if TYPE_CHECKING:
@@ -181,15 +183,16 @@ def score_refined(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> 
 def score_screened(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> list[RawScores]:
     """The screen, then the method on the units it picked, for a group of items."""
     screen = get_method(plan.screen)
-    # the screen's own Plan: its default options, no baseline (SCREENS take none), no refinement
+    # the screen's own Plan: its options and baseline (plan.SCREENS), no refinement
     screen_plan = replace(
         plan,
         method=screen.method,
-        options=screen.parse_options({}),
-        baseline=None,
+        options=screen.parse_options(SCREENS[plan.screen]),
+        baseline=plan.screen_baseline,
         extra_params=(),
         per_target_token=False,
         screen=None,
+        screen_baseline=None,
         refine_top_k=None,
     )
     screened = screen.score(engine, screen_plan, items)
@@ -230,7 +233,9 @@ def _screened_raw(
         n_forward=cost.n_forward + fine_cost.n_forward,
         n_sequences=cost.n_sequences + fine_cost.n_sequences,
         n_backward=cost.n_backward,
-        warnings=screen.warnings + (stage.warnings if stage is not None else []),
+        # the screen's own warnings (integrated gradients' convergence gap at 8 steps) are about
+        # a ranking the user did not ask to read: only the exact stage's are the result's
+        warnings=stage.warnings if stage is not None else [],
         std_error=std,
         refinement=ScreenRaw(scored=picked, screen=cost, fine=fine_cost),
     )

@@ -112,9 +112,10 @@ Screen = Annotated[
         "--screen",
         metavar="METHOD",
         help="Screened refinement (perturbation methods; instead of --coarse): score every unit "
-        "with this gradient method in one forward+backward pass (saliency or input_x_gradient), "
-        "then score only its --refine-top strongest units with --method; the others get score 0 "
-        "and are marked unrefined. For long inputs: hundreds of units, most of them weak.",
+        "with this gradient method first (saliency or input_x_gradient: one forward+backward "
+        "pass; integrated_gradients: 8 steps), then score only its --refine-top strongest units "
+        "with --method; the others get score 0 and are marked unrefined. For long inputs: "
+        "hundreds of units, most of them weak.",
         show_default=False,
         rich_help_panel=METHOD_PANEL,
     ),

@@ -7,7 +7,7 @@ import torch
 
 from fairforge_attr import AttributionExplainer
 from fairforge_attr.errors import InvalidRequestError
-from fairforge_attr.plan import DEFAULT_SCREEN_TOP_K, Plan
+from fairforge_attr.plan import DEFAULT_SCREEN_TOP_K, SCREENS, Plan
 from fairforge_attr.refine import top_units
 
 MSGS = [
@@ -27,10 +27,10 @@ def explainer(qwen_pair):
     return AttributionExplainer(*qwen_pair, token_budget=400)
 
 
-@pytest.mark.parametrize(("screen", "k"), [("saliency", 4), ("input_x_gradient", 7)])
+@pytest.mark.parametrize(("screen", "k"), [("saliency", 4), ("input_x_gradient", 7), ("integrated_gradients", 5)])
 def test_occlusion_scores_exactly_the_units_the_screen_ranks_highest(explainer, screen, k):
     full = explainer.explain(MSGS, TARGET, method="occlusion", granularity="word")
-    proxy = explainer.explain(MSGS, TARGET, method=screen, granularity="word")
+    proxy = explainer.explain(MSGS, TARGET, method=screen, granularity="word", **SCREENS[screen])
     got = explainer.explain(MSGS, TARGET, method="occlusion", granularity="word", screen=screen, refine_top_k=k)
     picked = top_units(torch.tensor([a.score for a in proxy.attributions]), k)
     assert got.metadata.refinement.refined == picked and got.metadata.refinement.screen == screen
@@ -45,8 +45,9 @@ def test_occlusion_scores_exactly_the_units_the_screen_ranks_highest(explainer, 
     stage_screen, fine = got.metadata.refinement.stages
     assert [stage_screen.stage, fine.stage] == ["screen", "fine"]
     assert stage_screen.n_units == len(full.attributions) and fine.n_units == k
-    assert stage_screen.n_sequences == proxy.metadata.n_sequences == 1
+    assert stage_screen.n_sequences == proxy.metadata.n_sequences == (10 if screen == "integrated_gradients" else 1)
     assert stage_screen.n_backward == proxy.metadata.n_backward >= 1 and fine.n_backward == 0
+    assert got.metadata.warnings == full.metadata.warnings  # not the screen's convergence gap
     assert fine.n_sequences == k + 1
     m = got.metadata
     assert m.n_sequences == stage_screen.n_sequences + fine.n_sequences
