@@ -5,6 +5,7 @@
     python -m benchmarks.refine --models demo --repeats 3
     python -m benchmarks.refine --models qwen3-30m --word-stride 8   # a sample of the variants
     python -m benchmarks.refine --refine-only --repeats 1   # tokens and top-10 agreement only
+    python -m benchmarks.refine --models demo --refine-only --refine-top 10 --screen-top 50 100
 
 On one input at word granularity, timed round-robin in one process (so drifting machine load
 hits every row alike), min and median over repeats, with the tokens each row pushes through
@@ -24,7 +25,12 @@ the model:
 - ``refine/sentence/top-K``: word occlusion inside the K sentences of largest |occlusion
   score| (``coarse_granularity="sentence", refine_top_k=K``), with its top-10 agreement with
   exhaustive word occlusion (shared units of the two top-10 lists, by position, over 10) and
-  its tokens as a share of exhaustive word occlusion's.
+  its tokens as a share of exhaustive word occlusion's;
+- ``screen/NAME/top-N``: word occlusion of only the N words of largest |NAME score|, NAME a
+  gradient screen (``screen=NAME, refine_top_k=N``), with the same agreement and share. Its
+  tokens add the screen's: every screen sequence counted as a forward and a backward pass of
+  the whole item, 3x its tokens (integrated gradients' two end points are forward-only, so
+  this overcounts that screen by 4 sequence lengths).
 
 Targets (issue 11): occlusion <= 0.55 x roofline seconds; some refinement with top-10
 agreement >= 0.8 at <= 25 % of exhaustive word occlusion's forward tokens.
@@ -53,8 +59,26 @@ from .models import MODELS, load
 
 HERE = Path(__file__).parent
 TOP = 10
-FULL = {"models": list(MODELS), "input": "rag", "refine_top_k": [3, 5, 10], "repeats": 2, "warm_up": False}
-QUICK = {"models": ["demo"], "input": "tiny", "refine_top_k": [1], "repeats": 1, "warm_up": True}
+FULL = {
+    "models": list(MODELS),
+    "input": "rag",
+    "refine_top_k": [3, 5, 10],
+    "screens": ["saliency", "integrated_gradients"],
+    "screen_top_k": [50, 100],
+    "repeats": 2,
+    "warm_up": False,
+}
+QUICK = {
+    "models": ["demo"],
+    "input": "tiny",
+    "refine_top_k": [1],
+    "screens": ["saliency"],
+    "screen_top_k": [3],
+    "repeats": 1,
+    "warm_up": True,
+}
+# a screen sequence is one forward and one backward pass, the backward counted as 2x its tokens
+SCREEN_TOKEN_FACTOR = 3
 TARGET_RATIO, TARGET_AGREEMENT, TARGET_TOKEN_SHARE = 0.55, 0.8, 0.25
 
 
@@ -74,16 +98,28 @@ def _explain_row(explainer: AttributionExplainer, item: dict, **kwargs) -> tuple
         engine.stats.reset()
         clear_cache()
         result = explainer.explain(item["messages"], item["target"], granularity="word", **kwargs)
+        # the engine counts forward tokens of perturbation variants; a screen's gradient passes
+        # run outside it: added as SCREEN_TOKEN_FACTOR x its sequences x the item's length
+        screen_tokens = _screen_tokens(result)
         last.update(
             forward=engine.stats.calls,
             sequences=result.metadata.n_sequences,
-            tokens=engine.stats.tokens,
+            tokens=engine.stats.tokens + screen_tokens,
+            screen_tokens=screen_tokens,
             last_layer_skipped=engine.stats.last_layer_skipped,
             result=result,
         )
         return result
 
     return run, lambda: dict(last)
+
+
+def _screen_tokens(result) -> int:
+    r = result.metadata.refinement
+    if r is None or r.screen is None:
+        return 0
+    length = result.metadata.n_prompt_tokens + result.metadata.n_target_tokens
+    return SCREEN_TOKEN_FACTOR * r.stages[0].n_sequences * length
 
 
 def _score_row(engine, request: ScoreRequest) -> tuple[Callable, Callable]:
@@ -133,6 +169,11 @@ def _rows(
         rows[f"refine/sentence/top-{k}"] = _explain_row(
             subject.explainer, item, method="occlusion", coarse_granularity="sentence", refine_top_k=k
         )
+    for screen in cfg["screens"]:
+        for k in cfg["screen_top_k"]:
+            rows[f"screen/{screen}/top-{k}"] = _explain_row(
+                subject.explainer, item, method="occlusion", screen=screen, refine_top_k=k
+            )
     return rows
 
 
@@ -257,6 +298,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--models", nargs="+", choices=MODELS, default=None)
     p.add_argument("--input", choices=sorted(INPUTS), default=None)
     p.add_argument("--refine-top", type=int, nargs="+", default=None)
+    p.add_argument(
+        "--screens",
+        nargs="*",
+        default=None,
+        help="gradient screens (default: saliency, integrated_gradients)",
+    )
+    p.add_argument("--screen-top", type=int, nargs="+", default=None, help="words each screen picks")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument(
         "--word-stride",
@@ -280,6 +328,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cfg[key] = value
     if args.refine_top:
         cfg["refine_top_k"] = args.refine_top
+    if args.screens is not None:
+        cfg["screens"] = args.screens
+    if args.screen_top:
+        cfg["screen_top_k"] = args.screen_top
     cfg["word_stride"] = args.word_stride
     cfg["refine_only"] = args.refine_only
     track_live_memory()

@@ -342,7 +342,10 @@ def _refinement(
         scored = set(info.scored)
         for a in attributions:
             a.refined = a.position in scored
-        stages = [_stage("screen", plan.granularity, info.screen), _stage("fine", plan.granularity, info.fine)]
+        stages = [
+            _stage("screen", plan.granularity, info.screen),
+            _stage("fine", plan.granularity, info.fine),
+        ]
         return None, Refinement(
             screen=plan.screen.value,
             refine_top_k=plan.refine_top_k,
@@ -357,7 +360,10 @@ def _refinement(
     coarse = _attributions(info.coarse_units, info.coarse_scores.tolist(), info.coarse_std_error)
     for a in coarse:
         a.refined = a.position in refined
-    stages = [_stage("coarse", plan.coarse_granularity, info.coarse), _stage("fine", plan.granularity, info.fine)]
+    stages = [
+        _stage("coarse", plan.coarse_granularity, info.coarse),
+        _stage("fine", plan.granularity, info.fine),
+    ]
     return coarse, Refinement(
         coarse_granularity=plan.coarse_granularity,
         refine_top_k=plan.refine_top_k,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import functools
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator

@@ -146,9 +146,15 @@ def test_colour_on_a_terminal_and_off_with_no_color(cli, qwen_dir):
         (["--method", "saliency", "--coarse", "sentence"], "--coarse: coarse-to-fine refinement is for"),
         (["--method", "occlusion", "-g", "sentence", "--coarse", "word"], "not coarser than"),
         (["--method", "occlusion", "--refine-top", "2"], "--refine-top needs --coarse"),
-        (["--method", "occlusion", "--screen", "lime"], "--screen: unknown --screen 'lime'; choose one of: saliency"),
+        (
+            ["--method", "occlusion", "--screen", "lime"],
+            "--screen: unknown --screen 'lime'; choose one of: saliency",
+        ),
         (["--method", "occlusion", "--screen", "saliency", "--coarse", "sentence"], "give one of them"),
-        (["--method", "saliency", "--screen", "saliency"], "--screen: screened refinement is for perturbation methods"),
+        (
+            ["--method", "saliency", "--screen", "saliency"],
+            "--screen: screened refinement is for perturbation methods",
+        ),
         (["--method", "occlusion", "--coarse", "sentence", "--refine-top", "0"], "refine-top"),
     ],
 )

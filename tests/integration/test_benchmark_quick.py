@@ -45,6 +45,7 @@ def test_long_input_benchmark_quick_mode_runs(tmp_path):
         "occlusion/whole-last-layer",
         "occlusion",
         "refine/sentence/top-1",
+        "screen/saliency/top-3",
     }
     # same variants, fewer or equal tokens: the roofline runs every sequence whole
     assert rows["occlusion"]["tokens"] <= rows["occlusion/before"]["tokens"] <= rows["roofline"]["tokens"]
@@ -56,13 +57,18 @@ def test_long_input_benchmark_quick_mode_runs(tmp_path):
     assert 0 < refine["token_share_of_exhaustive"] < 1 and 0 <= refine["top10_agreement"] <= 1
     assert [s["stage"] for s in refine["stages"]] == ["coarse", "fine"]
     assert "top-10 agreement" in out_md.read_text()
+    screened = rows["screen/saliency/top-3"]
+    assert [s["stage"] for s in screened["stages"]] == ["screen", "fine"] and screened["refined_units"] == 3
+    # the screen's one forward+backward pass is counted: 3 x the item's tokens
+    assert screened["screen_tokens"] == 3 * case["seq_len"] and screened["tokens"] > screened["screen_tokens"]
     # --refine-only: the counts without the roofline rows
     only = refine_main(
         ["--quick", "--refine-only", "--threads", "1", "--json", str(out_json), "--md", str(out_md)]
     )
     rows = only["cases"][0]["rows"]
     assert (
-        set(rows) == {"occlusion", "refine/sentence/top-1"} and "ratio_to_roofline" not in rows["occlusion"]
+        set(rows) == {"occlusion", "refine/sentence/top-1", "screen/saliency/top-3"}
+        and "ratio_to_roofline" not in rows["occlusion"]
     )
     assert rows["refine/sentence/top-1"]["tokens"] == refine["tokens"]
 

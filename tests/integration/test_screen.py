@@ -27,11 +27,15 @@ def explainer(qwen_pair):
     return AttributionExplainer(*qwen_pair, token_budget=400)
 
 
-@pytest.mark.parametrize(("screen", "k"), [("saliency", 4), ("input_x_gradient", 7), ("integrated_gradients", 5)])
+@pytest.mark.parametrize(
+    ("screen", "k"), [("saliency", 4), ("input_x_gradient", 7), ("integrated_gradients", 5)]
+)
 def test_occlusion_scores_exactly_the_units_the_screen_ranks_highest(explainer, screen, k):
     full = explainer.explain(MSGS, TARGET, method="occlusion", granularity="word")
     proxy = explainer.explain(MSGS, TARGET, method=screen, granularity="word", **SCREENS[screen])
-    got = explainer.explain(MSGS, TARGET, method="occlusion", granularity="word", screen=screen, refine_top_k=k)
+    got = explainer.explain(
+        MSGS, TARGET, method="occlusion", granularity="word", screen=screen, refine_top_k=k
+    )
     picked = top_units(torch.tensor([a.score for a in proxy.attributions]), k)
     assert got.metadata.refinement.refined == picked and got.metadata.refinement.screen == screen
     want = {a.position: a.score for a in full.attributions}
@@ -45,7 +49,11 @@ def test_occlusion_scores_exactly_the_units_the_screen_ranks_highest(explainer, 
     stage_screen, fine = got.metadata.refinement.stages
     assert [stage_screen.stage, fine.stage] == ["screen", "fine"]
     assert stage_screen.n_units == len(full.attributions) and fine.n_units == k
-    assert stage_screen.n_sequences == proxy.metadata.n_sequences == (10 if screen == "integrated_gradients" else 1)
+    assert (
+        stage_screen.n_sequences
+        == proxy.metadata.n_sequences
+        == (10 if screen == "integrated_gradients" else 1)
+    )
     assert stage_screen.n_backward == proxy.metadata.n_backward >= 1 and fine.n_backward == 0
     assert got.metadata.warnings == full.metadata.warnings  # not the screen's convergence gap
     assert fine.n_sequences == k + 1
@@ -69,7 +77,9 @@ def test_the_screen_finds_a_planted_strong_word(demo_pair):
     ]
     target = "Your friend is Zorbulon."
     full = explainer.explain(msgs, target, method="occlusion", granularity="word")
-    got = explainer.explain(msgs, target, method="occlusion", granularity="word", screen="saliency", refine_top_k=4)
+    got = explainer.explain(
+        msgs, target, method="occlusion", granularity="word", screen="saliency", refine_top_k=4
+    )
     strongest = full.get_top_k(1)[0]
     assert got.get_top_k(1)[0].position == strongest.position
     assert got.get_top_k(1)[0].score == pytest.approx(strongest.score, abs=1e-4)
@@ -77,7 +87,9 @@ def test_the_screen_finds_a_planted_strong_word(demo_pair):
 
 
 def test_unscored_units_never_outrank_scored_ones(explainer):
-    got = explainer.explain(MSGS, TARGET, method="occlusion", granularity="word", screen="saliency", refine_top_k=3)
+    got = explainer.explain(
+        MSGS, TARGET, method="occlusion", granularity="word", screen="saliency", refine_top_k=3
+    )
     flags = [a.refined for a in got.get_top_k(len(got.attributions))]
     assert flags == sorted(flags, reverse=True) and flags.count(True) == 3
     assert got.metadata.refinement.unrefined_score == 0.0
@@ -96,13 +108,18 @@ def test_a_screened_sampling_method_is_seeded(explainer):
 
 
 def test_batches_screen_every_item_as_alone(explainer):
-    items = [(MSGS, TARGET), ([{"role": "user", "content": "Why is the sky blue? Tell me now."}], "Rayleigh.")]
+    items = [
+        (MSGS, TARGET),
+        ([{"role": "user", "content": "Why is the sky blue? Tell me now."}], "Rayleigh."),
+    ]
     kwargs = dict(method="occlusion", granularity="word", screen="saliency", refine_top_k=3)
     batch = explainer.explain_batch(items, **kwargs)
     for (messages, target), got in zip(items, batch):
         alone = explainer.explain(messages, target, **kwargs)
         assert got.metadata.refinement.refined == alone.metadata.refinement.refined
-        assert [a.score for a in got.attributions] == pytest.approx([a.score for a in alone.attributions], abs=1e-4)
+        assert [a.score for a in got.attributions] == pytest.approx(
+            [a.score for a in alone.attributions], abs=1e-4
+        )
 
 
 def test_everything_scored_when_k_covers_every_unit(explainer):
@@ -110,13 +127,18 @@ def test_everything_scored_when_k_covers_every_unit(explainer):
     got = explainer.explain(MSGS, TARGET, method="occlusion", granularity="sentence", screen="saliency")
     assert got.metadata.refinement.refine_top_k == DEFAULT_SCREEN_TOP_K > len(got.attributions)
     assert all(a.refined for a in got.attributions)
-    assert [a.score for a in got.attributions] == pytest.approx([a.score for a in full.attributions], abs=1e-4)
+    assert [a.score for a in got.attributions] == pytest.approx(
+        [a.score for a in full.attributions], abs=1e-4
+    )
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(method="occlusion", screen="lime"), "unknown screen 'lime'; choose one of: saliency, input_x_gradient"),
+        (
+            dict(method="occlusion", screen="lime"),
+            "unknown screen 'lime'; choose one of: saliency, input_x_gradient",
+        ),
         (dict(method="occlusion", screen="nope"), "unknown screen"),
         (dict(method="occlusion", screen="saliency", coarse_granularity="sentence"), "give one of them"),
         (dict(method="saliency", screen="saliency"), "perturbation methods"),
