@@ -141,20 +141,8 @@ def score_refined(engine: Engine, plan: Plan, items: Sequence[EncodedInput]) -> 
     out = []
     for i, e in enumerate(items):
         stage1, stage2 = coarse[i], fine.get(i)
-        scores = torch.full((e.n_units,), UNREFINED_SCORE, dtype=torch.float64)
-        ptt = None
-        if plan.per_target_token:
-            ptt = torch.full((e.n_target_tokens, e.n_units), UNREFINED_SCORE, dtype=torch.float64)
         # NaN: not sampled (results store None); a stage that sampled nothing has no errors
-        std = (
-            None if stage1.std_error is None else torch.full((e.n_units,), float("nan"), dtype=torch.float64)
-        )
-        if stage2 is not None:
-            scores[inside[i]] = stage2.scores.double()
-            if std is not None and stage2.std_error is not None:
-                std[inside[i]] = stage2.std_error.double()
-            if ptt is not None and stage2.per_target_token is not None:
-                ptt[:, inside[i]] = stage2.per_target_token.double()
+        scores, ptt, std = _spread(e, plan, stage2, inside[i], sampled=stage1.std_error is not None)
         fine_cost = StageRaw(len(inside[i]), *_cost(stage2))
         out.append(
             RawScores(
@@ -209,18 +197,8 @@ def _screened_raw(
     e: EncodedInput, plan: Plan, screen: RawScores, stage: RawScores | None, picked: list[int]
 ) -> RawScores:
     """One item's result: exact scores at the picked units, ``UNREFINED_SCORE`` elsewhere."""
-    scores = torch.full((e.n_units,), UNREFINED_SCORE, dtype=torch.float64)
-    ptt = None
-    if plan.per_target_token:
-        ptt = torch.full((e.n_target_tokens, e.n_units), UNREFINED_SCORE, dtype=torch.float64)
-    std = None
-    if stage is not None:
-        scores[picked] = stage.scores.double()
-        if stage.std_error is not None:  # NaN: not sampled (results store None)
-            std = torch.full((e.n_units,), float("nan"), dtype=torch.float64)
-            std[picked] = stage.std_error.double()
-        if ptt is not None and stage.per_target_token is not None:
-            ptt[:, picked] = stage.per_target_token.double()
+    sampled = stage is not None and stage.std_error is not None
+    scores, ptt, std = _spread(e, plan, stage, picked, sampled=sampled)
     cost = StageRaw(e.n_units, screen.n_forward, screen.n_sequences, screen.n_backward)
     fine_cost = StageRaw(len(picked), *_cost(stage))
     # f(x) from the exact stage when it ran (the perturbation engine's value, as unscreened)
@@ -239,6 +217,26 @@ def _screened_raw(
         std_error=std,
         refinement=ScreenRaw(scored=picked, screen=cost, fine=fine_cost),
     )
+
+
+def _spread(
+    e: EncodedInput, plan: Plan, stage: RawScores | None, positions: list[int], *, sampled: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The item's scores, per-target-token rows and standard errors with ``stage``'s values at
+    ``positions`` and ``UNREFINED_SCORE`` elsewhere (NaN errors: not sampled; None when
+    nothing was ``sampled``)."""
+    scores = torch.full((e.n_units,), UNREFINED_SCORE, dtype=torch.float64)
+    ptt = None
+    if plan.per_target_token:
+        ptt = torch.full((e.n_target_tokens, e.n_units), UNREFINED_SCORE, dtype=torch.float64)
+    std = torch.full((e.n_units,), float("nan"), dtype=torch.float64) if sampled else None
+    if stage is not None:
+        scores[positions] = stage.scores.double()
+        if std is not None and stage.std_error is not None:
+            std[positions] = stage.std_error.double()
+        if ptt is not None and stage.per_target_token is not None:
+            ptt[:, positions] = stage.per_target_token.double()
+    return scores, ptt, std
 
 
 def _with_units(encoded: EncodedInput, units: list[Unit]) -> EncodedInput:

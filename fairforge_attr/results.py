@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # this module stays light: reading a result file must not imp
     from .methods.base import RawScores
     from .plan import Plan
     from .prompt import EncodedInput, Unit
+    from .refine import StageRaw
 
 
 class Message(BaseModel):

@@ -9,17 +9,7 @@ from fairforge_attr import AttributionExplainer
 from fairforge_attr.errors import InvalidRequestError
 from fairforge_attr.plan import DEFAULT_SCREEN_TOP_K, SCREENS, Plan
 from fairforge_attr.refine import top_units
-
-MSGS = [
-    {"role": "system", "content": "Be brief. Answer now."},
-    {
-        "role": "user",
-        "content": "Explain Albert Einstein's theory of relativity. Machine learning is a subset of AI.\n\n"
-        "Why is the sky blue? The sky appears blue due to Rayleigh scattering of sunlight.\n\n"
-        "What is the capital of France?",
-    },
-]
-TARGET = "The capital of France is Paris."
+from tests.integration.test_refine import MSGS, TARGET  # the prompt of three paragraphs
 
 
 @pytest.fixture(scope="module")
