@@ -134,9 +134,9 @@ class AttributionExplainer:
         refine_top_k=5`` scores the sentences first, then the ``granularity`` units only inside
         the 5 sentences with the largest |score|; the others' units get score 0.0 and
         ``refined=False`` (see ``fairforge_attr.refine``). Screened refinement:
-        ``screen="saliency", refine_top_k=100`` scores every unit by saliency in one
-        forward+backward pass (``"input_x_gradient"`` likewise, ``"integrated_gradients"`` in
-        8 steps), then scores only its 100 strongest units with the method.
+        ``screen="integrated_gradients", refine_top_k=50`` scores every unit by integrated
+        gradients in 8 steps (``"saliency"``, ``"input_x_gradient"``: in one forward+backward
+        pass), then scores only its 50 strongest units with the method.
         """
         request = make_request(messages, target, prompt, contrast)
         plan = self.plan(

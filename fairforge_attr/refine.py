@@ -19,7 +19,7 @@
    accident. Their coarse unit's score is in ``result.coarse_attributions``;
    ``metadata.refinement`` holds what was refined and both stages' cost.
 
-Screened refinement, ``explain(..., granularity="word", screen="saliency", refine_top_k=100)``
+Screened refinement, ``explain(..., granularity="word", screen="integrated_gradients", refine_top_k=50)``
 (after AttriBoT's proxies, Liu et al. 2024, https://arxiv.org/abs/2411.15102: a cheap score
 picks the candidates, the exact method scores only those):
 

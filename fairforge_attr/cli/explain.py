@@ -36,7 +36,7 @@ Examples:
   ffattr explain "Hi" -t "Hello!" --method occlusion --format json
   ffattr explain "Hi" -t "Hello!" --per-target-token --output hi.html
   ffattr explain --messages rag.json -t "1889." --method occlusion --coarse sentence --refine-top 5
-  ffattr explain --messages rag.json -t "1889." --method occlusion --screen saliency --refine-top 100
+  ffattr explain --messages rag.json -t "1889." --method occlusion --screen integrated_gradients --refine-top 50
   ffattr explain "Hi" -t "Hello!" --faithfulness     # can I trust these scores?
 
 Scores are in nats of log p(target): red units raised the target's log-probability, blue ones lowered it. With --contrast they are in nats of log p(target) - log p(contrast): red units made the model prefer the target to the contrast.

@@ -126,7 +126,7 @@ RefineTop = Annotated[
         "--refine-top",
         min=1,
         help="With --coarse: how many coarse units (largest |score|) to refine (default 5); with "
-        "--screen: how many units (largest |screen score|) to score (default 100).",
+        "--screen: how many units (largest |screen score|) to score (default 50).",
         show_default=False,
         rich_help_panel=METHOD_PANEL,
     ),

@@ -35,7 +35,7 @@ def pieces(
 
 def refinement_note(result: AttributionResult) -> str:
     """E.g. "refined 5 of 112 sentences (113 + 61 sequences); dim units not refined", or
-    "saliency screen picked 100 of 868 words (1 + 101 sequences); dim units not scored"."""
+    "saliency screen picked 50 of 868 words (1 + 51 sequences); dim units not scored"."""
     r = result.metadata.refinement
     coarse, fine = r.stages
     if r.screen is not None:
