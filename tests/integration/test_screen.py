@@ -151,3 +151,24 @@ def test_the_plan_records_and_compares_the_screen(explainer):
     assert any("refinement" in c for c in other.changes_from(plan))
     coarse = explainer.plan("occlusion", "word", coarse_granularity="sentence", refine_top_k=30)
     assert any("refinement" in c for c in coarse.changes_from(plan))
+
+
+def test_a_contrastive_item_is_screened_and_scored_on_the_difference(explainer):
+    contrast = "The capital of Germany is Berlin."
+    full = explainer.explain(MSGS, TARGET, method="occlusion", granularity="word", contrast=contrast)
+    got = explainer.explain(
+        MSGS,
+        TARGET,
+        method="occlusion",
+        granularity="word",
+        contrast=contrast,
+        screen="saliency",
+        refine_top_k=4,
+    )
+    proxy = explainer.explain(MSGS, TARGET, method="saliency", granularity="word", contrast=contrast)
+    assert got.contrastive and got.metadata.refinement.refined == top_units(
+        torch.tensor([a.score for a in proxy.attributions]), 4
+    )
+    want = {a.position: a.score for a in full.attributions}
+    for a in got.attributions:
+        assert a.score == (pytest.approx(want[a.position], abs=1e-4) if a.refined else 0.0)
