@@ -1,6 +1,8 @@
-"""Coarse-to-fine refinement: score coarse units first, then fine units only inside the top ones.
+"""Refinement: score cheaply first, then score exactly only the units that the first stage ranks
+highest. Two ways: coarse-to-fine (coarse units first, then fine units only inside the top
+ones) and screened (a gradient screen ranks every unit, the method scores its top ones).
 
-``explain(..., granularity="word", coarse_granularity="sentence", refine_top_k=5)``:
+Coarse-to-fine, ``explain(..., granularity="word", coarse_granularity="sentence", refine_top_k=5)``:
 
 1. *Coarse stage.* The method scores the item's coarse units: exactly what
    ``granularity="sentence"`` would give (same variants, same scores).
@@ -19,7 +21,7 @@
    accident. Their coarse unit's score is in ``result.coarse_attributions``;
    ``metadata.refinement`` holds what was refined and both stages' cost.
 
-Screened refinement, ``explain(..., granularity="word", screen="integrated_gradients", refine_top_k=50)``
+Screened, ``explain(..., granularity="word", screen="integrated_gradients", refine_top_k=50)``
 (after AttriBoT's proxies, Liu et al. 2024, https://arxiv.org/abs/2411.15102: a cheap score
 picks the candidates, the exact method scores only those):
 
