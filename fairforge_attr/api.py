@@ -130,13 +130,10 @@ class AttributionExplainer:
         how well the scores predict removals (``result.faithfulness``; forward passes only,
         see ``fairforge_attr.faithfulness``).
 
-        Coarse-to-fine refinement (perturbation methods): ``coarse_granularity="sentence",
-        refine_top_k=5`` scores the sentences first, then the ``granularity`` units only inside
-        the 5 sentences with the largest |score|; the others' units get score 0.0 and
-        ``refined=False`` (see ``fairforge_attr.refine``). Screened refinement:
-        ``screen="integrated_gradients", refine_top_k=50`` scores every unit by integrated
-        gradients in 8 steps (``"saliency"``, ``"input_x_gradient"``: in one forward+backward
-        pass), then scores only its 50 strongest units with the method.
+        Refinement (perturbation methods): ``coarse_granularity="sentence", refine_top_k=5``
+        scores ``granularity`` units only inside the 5 sentences of largest |score|;
+        ``screen="integrated_gradients", refine_top_k=50`` only the 50 units a gradient screen
+        ranks highest. The others get 0.0 and ``refined=False`` (``fairforge_attr.refine``).
         """
         request = make_request(messages, target, prompt, contrast)
         plan = self.plan(
@@ -350,9 +347,7 @@ class AttributionExplainer:
             except Exception as exc:  # one item's text must never stop its group or the run
                 outcomes[index] = ItemOutcome(index, error=item_error(exc))
         if ready:
-            done = score_group(
-                self.engine, plan, [item for _, item in ready], model=self.model_name, started=start
-            )
+            done = score_group(self.engine, plan, [i for _, i in ready], model=self.model_name, started=start)
             for (index, _), res in zip(ready, done):
                 if isinstance(res, FairForgeError):
                     outcomes[index] = ItemOutcome(index, error=res)
@@ -399,9 +394,7 @@ def compute_attributions(
 ) -> AttributionResult:
     """One-off attribution: builds an explainer and explains one item."""
     explainer = AttributionExplainer(model=model, tokenizer=tokenizer)
-    return explainer.explain(
-        messages=messages, target=target, method=method, granularity=granularity, **kwargs
-    )
+    return explainer.explain(messages, target, method=method, granularity=granularity, **kwargs)
 
 
 __all__ = ["AttributionExplainer", "ItemOutcome", "compute_attributions"]
