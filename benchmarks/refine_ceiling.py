@@ -55,13 +55,19 @@ def ceiling(model_name: str, input_name: str) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def model_and_input(doc: str | None, argv: list[str] | None) -> argparse.Namespace:
+    """``--model``, ``--input`` and ``--threads`` (applied) of a one-case script."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=MODELS, default="demo")
     p.add_argument("--input", choices=sorted(INPUTS), default="rag")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = model_and_input(__doc__, argv)
     out = ceiling(args.model, args.input)
     print(json.dumps(out, indent=1))
     return out

@@ -17,7 +17,6 @@ estimate (within 1 % of it). ``benchmarks/refine.py`` measures chosen designs en
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,8 @@ from fairforge_attr.segment import clear_cache
 
 from . import perturbation
 from .inputs import INPUTS
-from .models import MODELS, load
+from .models import load
+from .refine_ceiling import model_and_input
 
 CACHE = Path(__file__).parent.parent / "build"
 TOP = 10
@@ -116,12 +116,7 @@ def markdown(out: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=MODELS, default="demo")
-    p.add_argument("--input", choices=sorted(INPUTS), default="rag")
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = model_and_input(__doc__, argv)
     out = sweep(args.model, args.input)
     print(markdown(out))
     return out

@@ -73,6 +73,22 @@ def test_long_input_benchmark_quick_mode_runs(tmp_path):
     assert rows["refine/sentence/top-1"]["tokens"] == refine["tokens"]
 
 
+def test_screen_sweep_runs_on_the_tiny_input(tmp_path, monkeypatch):
+    """benchmarks.refine_screen: every screen x N from one exhaustive run (cached), agreement 1
+    once N covers every word, shares that grow with N."""
+    from benchmarks import refine_screen
+
+    monkeypatch.setattr(refine_screen, "CACHE", tmp_path)
+    out = refine_screen.main(["--input", "tiny"])
+    assert (tmp_path / "refine_screen_demo_tiny.json").exists()
+    assert {r["screen"] for r in out["rows"]} == set(refine_screen.DESIGNS)
+    for name in refine_screen.DESIGNS:
+        rows = [r for r in out["rows"] if r["screen"] == name]
+        assert all(r["agreement"] == 1.0 for r in rows if r["n"] >= out["n_words"])
+        assert all(0 < r["screen_share"] < r["token_share"] for r in rows)
+    assert refine_screen.main(["--input", "tiny"])["rows"] == out["rows"]  # the cache, same table
+
+
 def test_compare_quick_mode_runs(tmp_path):
     """Ours beside whichever peers are installed (those missing are skipped with the reason),
     top-k agreement with occlusion, the accuracy-per-cost sweep and the estimator accuracy."""
